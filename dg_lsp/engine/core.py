@@ -1,0 +1,391 @@
+"""The engine: prompt cache + denoising over a DiffusionGemma checkpoint.
+
+Three operations, all on one canvas between a prefix and a suffix:
+
+* ``infill``   -- a middle of unknown length: noise canvas, EOS ends the middle; a second
+                  canvas continues when the first one has no EOS and more tokens are allowed.
+* ``rewrite``  -- the canvas starts from the selected text, partly re-noised.
+* ``fill_holes`` -- fixed text between holes is frozen on the canvas, the holes are noise:
+                  every hole is filled in one pass, each seeing all the others.
+
+One worker thread owns an Engine; it is not thread-safe.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+
+from dg_lsp.engine.errors import EngineError
+from dg_lsp.engine.loader import Loaded, load_checkpoint
+from dg_lsp.engine.prompt import Layout, Prompt, build_prompt, choose_layout, encode_text
+from dg_lsp.engine.sampler import DenoiseResult, LogitsHook, SamplerSettings, denoise
+
+
+@dataclass
+class InfillResult:
+    text: str  # the middle, up to (not including) EOS, before post-processing
+    token_ids: list[int]
+    steps: int
+    canvases: int
+    hit_eos: bool
+    timings: dict[str, float] = field(default_factory=dict)  # ms per phase
+    cached_tokens: int = 0  # prompt tokens reused from the cache
+    prompt_tokens: int = 0
+
+
+class PromptCache:
+    """Keys/values of the last prompt; a new prompt re-encodes only what changed.
+
+    With the suffix-first FIM layout, typing at the cursor appends to the prompt, so
+    the longest common token prefix with the previous prompt is usually almost all of it.
+    """
+
+    def __init__(self, model: Any):
+        self.model = model
+        self.ids: list[int] = []
+        self.kv: Any = None
+        self.hits = 0
+        self.misses = 0
+
+    def _fresh(self) -> Any:
+        from transformers import DynamicCache
+
+        return DynamicCache(config=self.model.config.get_text_config(decoder=True))
+
+    def prepare(self, ids: Sequence[int], device: str) -> tuple[Any, int]:
+        """Make the cache hold exactly ``ids``; returns (cache, number of reused tokens)."""
+        common = 0
+        if self.kv is not None:
+            limit = min(len(self.ids), len(ids))
+            while common < limit and self.ids[common] == ids[common]:
+                common += 1
+        if self.kv is not None and common < len(self.ids):
+            try:
+                self.kv.crop(-(len(self.ids) - common))
+            except Exception:  # sliding-window layers past their window cannot roll back
+                self.kv, common = None, 0
+        if self.kv is None:
+            self.kv, common = self._fresh(), 0
+        self.ids = list(ids[:common])
+        if common > 0:
+            self.hits += 1
+        else:
+            self.misses += 1
+        self.extend(ids[common:], device)
+        return self.kv, common
+
+    def extend(self, ids: Sequence[int], device: str) -> None:
+        """Encode ``ids`` after what the cache holds."""
+        if not ids:
+            return
+        start = len(self.ids)
+        input_ids = torch.tensor([list(ids)], dtype=torch.long, device=device)
+        pos = torch.arange(start, start + len(ids), device=device).unsqueeze(0)
+        try:
+            self.model.model.encoder(input_ids=input_ids, past_key_values=self.kv, position_ids=pos, use_cache=True)
+        except Exception:
+            self.kv, self.ids = None, []
+            raise
+        self.ids.extend(int(i) for i in ids)
+
+    def reset(self) -> None:
+        self.ids, self.kv = [], None
+
+
+class Engine:
+    """Load once, then call ``infill`` / ``rewrite`` / ``fill_holes`` from one thread."""
+
+    def __init__(self, loaded: Loaded, *, layout: str = "auto", threads: int = 0):
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.device = loaded.device
+        self.layout: Layout = choose_layout(self.tokenizer, layout)
+        self.settings = SamplerSettings.from_generation_config(loaded.generation)
+        text_cfg = self.model.config.get_text_config()
+        self.vocab_size = int(text_cfg.vocab_size)
+        self.canvas_length = int(getattr(self.model.config, "canvas_length", 32) or 32)
+        self.softcap = getattr(text_cfg, "final_logit_softcapping", None)
+        self.eos_ids = self._eos_ids()
+        self.banned = self._banned_ids()
+        self.cache = PromptCache(self.model)
+        self.lock = threading.Lock()
+        if threads and self.device == "cpu":
+            torch.set_num_threads(threads)
+
+    # ----------------------------------------------------------------- loading
+    @classmethod
+    def load(
+        cls,
+        path: str | None = None,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        trust_remote_code: bool = False,
+        layout: str = "auto",
+        threads: int = 0,
+    ) -> "Engine":
+        loaded = load_checkpoint(path, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+        return cls(loaded, layout=layout, threads=threads)
+
+    def _eos_ids(self) -> list[int]:
+        ids: set[int] = set()
+        gen_eos = self.loaded.generation.get("eos_token_id")
+        for v in gen_eos if isinstance(gen_eos, list) else [gen_eos]:
+            if isinstance(v, int):
+                ids.add(v)
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(int(self.tokenizer.eos_token_id))
+        if not ids:
+            raise EngineError("checkpoint defines no EOS token")
+        return sorted(ids)
+
+    def _banned_ids(self) -> torch.Tensor:
+        """Special tokens that never belong in a middle (EOS excepted)."""
+        special = set(int(i) for i in getattr(self.tokenizer, "all_special_ids", []))
+        vocab = self.tokenizer.get_vocab()
+        for name in ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<mask>", "<pad>", "<bos>"):
+            if name in vocab:
+                special.add(vocab[name])
+        banned = sorted(i for i in special - set(self.eos_ids) if 0 <= i < self.vocab_size)
+        return torch.tensor(banned, dtype=torch.long, device=self.device)
+
+    @property
+    def eos_id(self) -> int:
+        return self.eos_ids[0]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "path": str(self.loaded.files.root),
+            "device": self.device,
+            "dtype": str(self.loaded.dtype).replace("torch.", ""),
+            "layout": self.layout,
+            "canvas_length": self.canvas_length,
+            "vocab_size": self.vocab_size,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "sampler": self.settings.__dict__,
+            "threads": torch.get_num_threads(),
+        }
+
+    # ----------------------------------------------------------------- pieces
+    def count_tokens(self, text: str) -> int:
+        return len(encode_text(self.tokenizer, text))
+
+    def prompt(self, prefix: str, suffix: str, language: str = "code") -> Prompt:
+        return build_prompt(self.tokenizer, prefix, suffix, layout=self.layout, language=language)
+
+    def _step_fn(self, kv: Any, start: int) -> Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]:
+        decoder = self.model.model.decoder
+        lm_head = self.model.lm_head
+        softcap = self.softcap
+        positions: dict[int, torch.Tensor] = {}
+
+        def step(canvas: torch.Tensor, self_cond: torch.Tensor | None) -> torch.Tensor:
+            n = canvas.shape[1]
+            if n not in positions:
+                positions[n] = torch.arange(start, start + n, device=canvas.device).unsqueeze(0)
+            sc = None if self_cond is None else self_cond.to(decoder.embed_tokens.weight.dtype)
+            hidden = decoder(
+                decoder_input_ids=canvas,
+                past_key_values=kv,
+                self_conditioning_logits=sc,
+                decoder_position_ids=positions[n],
+            ).last_hidden_state
+            logits = lm_head(hidden).float()
+            if softcap:
+                logits = torch.tanh(logits / softcap) * softcap
+            return logits
+
+        return step
+
+    def _generator(self, seed: int) -> torch.Generator:
+        g = torch.Generator(device=self.device)
+        g.manual_seed(seed)
+        return g
+
+    def _settings(self, steps: int | None) -> SamplerSettings:
+        if not steps:
+            return self.settings
+        s = SamplerSettings(**self.settings.__dict__)
+        s.max_steps = steps
+        return s
+
+    def _cut_at_eos(self, ids: list[int]) -> tuple[list[int], bool]:
+        eos = set(self.eos_ids)
+        for i, t in enumerate(ids):
+            if t in eos:
+                return ids[:i], True
+        return ids, False
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+    # ----------------------------------------------------------------- operations
+    @torch.inference_mode()
+    def infill(
+        self,
+        prefix: str,
+        suffix: str,
+        *,
+        max_new_tokens: int | None = None,
+        canvas_length: int | None = None,
+        steps: int | None = None,
+        seed: int = 0,
+        language: str = "code",
+        should_stop: Callable[[], bool] | None = None,
+        logits_hook: LogitsHook | None = None,
+    ) -> InfillResult:
+        """Fill the middle between ``prefix`` and ``suffix``; EOS ends it."""
+        t_start = time.perf_counter()
+        timings: dict[str, float] = {}
+        prompt = self.prompt(prefix, suffix, language)
+        timings["tokenize"] = (time.perf_counter() - t_start) * 1000
+        length = canvas_length or self.canvas_length
+        budget = max_new_tokens or length
+        t0 = time.perf_counter()
+        kv, reused = self.cache.prepare(prompt.ids, self.device)
+        timings["encode"] = (time.perf_counter() - t0) * 1000
+        settings = self._settings(steps)
+        gen = self._generator(seed)
+        out: list[int] = []
+        total_steps, canvases, hit_eos = 0, 0, False
+        denoise_ms = 0.0
+        while len(out) < budget:
+            n = min(length, budget - len(out)) if canvases else length
+            canvas = torch.randint(0, self.vocab_size, (1, n), generator=gen, device=self.device)
+            t0 = time.perf_counter()
+            res = denoise(
+                self._step_fn(kv, len(self.cache.ids)),
+                canvas,
+                settings,
+                vocab_size=self.vocab_size,
+                generator=gen,
+                banned=self.banned,
+                logits_hook=logits_hook,
+                should_stop=should_stop,
+            )
+            denoise_ms += (time.perf_counter() - t0) * 1000
+            total_steps += res.steps
+            canvases += 1
+            ids, hit_eos = self._cut_at_eos(res.canvas[0].tolist())
+            out.extend(ids)
+            if hit_eos or len(out) >= budget:
+                break
+            # continue in a second canvas: the first one becomes part of the prompt
+            self.cache.extend(ids, self.device)
+        out = out[:budget]
+        timings["denoise"] = denoise_ms
+        t0 = time.perf_counter()
+        text = self.decode(out)
+        timings["detokenize"] = (time.perf_counter() - t0) * 1000
+        timings["total"] = (time.perf_counter() - t_start) * 1000
+        return InfillResult(
+            text=text,
+            token_ids=out,
+            steps=total_steps,
+            canvases=canvases,
+            hit_eos=hit_eos,
+            timings=timings,
+            cached_tokens=reused,
+            prompt_tokens=len(prompt.ids),
+        )
+
+    @torch.inference_mode()
+    def rewrite(
+        self,
+        prefix: str,
+        selection: str,
+        suffix: str,
+        *,
+        strength: float = 0.5,
+        steps: int | None = None,
+        seed: int = 0,
+        language: str = "code",
+        should_stop: Callable[[], bool] | None = None,
+    ) -> InfillResult:
+        """Rewrite ``selection``: the canvas starts from it with ``strength`` of it re-noised."""
+        t_start = time.perf_counter()
+        prompt = self.prompt(prefix, suffix, language)
+        kv, reused = self.cache.prepare(prompt.ids, self.device)
+        sel_ids = encode_text(self.tokenizer, selection)
+        n = max(self.canvas_length, int(len(sel_ids) * 1.25) + 8)
+        gen = self._generator(seed)
+        start = torch.tensor([sel_ids + [self.eos_id] * (n - len(sel_ids))], dtype=torch.long, device=self.device)
+        noise = torch.randint(0, self.vocab_size, start.shape, generator=gen, device=self.device)
+        renoise = torch.rand(start.shape, generator=gen, device=self.device) < strength
+        canvas = torch.where(renoise, noise, start)
+        res = denoise(
+            self._step_fn(kv, len(self.cache.ids)),
+            canvas,
+            self._settings(steps),
+            vocab_size=self.vocab_size,
+            generator=gen,
+            banned=self.banned,
+            should_stop=should_stop,
+        )
+        ids, hit_eos = self._cut_at_eos(res.canvas[0].tolist())
+        return InfillResult(
+            text=self.decode(ids),
+            token_ids=ids,
+            steps=res.steps,
+            canvases=1,
+            hit_eos=hit_eos,
+            timings={"total": (time.perf_counter() - t_start) * 1000},
+            cached_tokens=reused,
+            prompt_tokens=len(prompt.ids),
+        )
+
+    @torch.inference_mode()
+    def fill_holes(
+        self,
+        prefix: str,
+        pieces: Sequence[str],
+        suffix: str,
+        *,
+        hole_tokens: int = 16,
+        steps: int | None = None,
+        seed: int = 0,
+        language: str = "code",
+        should_stop: Callable[[], bool] | None = None,
+    ) -> list[str]:
+        """Fill every hole between ``pieces`` in one canvas.
+
+        ``pieces`` are the fixed texts around the holes: ``pieces[0] HOLE pieces[1] HOLE ...
+        pieces[-1]`` (len(pieces) - 1 holes). Fixed pieces are frozen on the canvas, each hole
+        gets ``hole_tokens`` noise positions; a hole's text ends at its first EOS.
+        """
+        prompt = self.prompt(prefix, suffix, language)
+        kv, _ = self.cache.prepare(prompt.ids, self.device)
+        gen = self._generator(seed)
+        tokens: list[int] = []
+        frozen: list[bool] = []
+        slots: list[tuple[int, int]] = []
+        for i, piece in enumerate(pieces):
+            ids = encode_text(self.tokenizer, piece)
+            tokens += ids
+            frozen += [True] * len(ids)
+            if i < len(pieces) - 1:
+                slots.append((len(tokens), len(tokens) + hole_tokens))
+                tokens += [self.eos_id] * hole_tokens
+                frozen += [False] * hole_tokens
+        canvas = torch.tensor([tokens], dtype=torch.long, device=self.device)
+        frozen_t = torch.tensor([frozen], dtype=torch.bool, device=self.device)
+        noise = torch.randint(0, self.vocab_size, canvas.shape, generator=gen, device=self.device)
+        canvas = torch.where(frozen_t, canvas, noise)
+        res: DenoiseResult = denoise(
+            self._step_fn(kv, len(self.cache.ids)),
+            canvas,
+            self._settings(steps),
+            vocab_size=self.vocab_size,
+            generator=gen,
+            frozen=frozen_t,
+            banned=self.banned,
+            should_stop=should_stop,
+        )
+        out = res.canvas[0].tolist()
+        return [self.decode(self._cut_at_eos(out[a:b])[0]) for a, b in slots]

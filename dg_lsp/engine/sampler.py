@@ -1,0 +1,130 @@
+"""Our denoising loop: DiffusionGemma's entropy-bounded sampler, step by step.
+
+Per step (``r`` = steps remaining, from ``max_steps`` down to 1):
+
+1. logits = denoiser(canvas, self-conditioning logits)              # (1, L, V)
+2. constraints mask impossible tokens (control tokens, infeasible closers)
+3. temperature t(r) from t_max to t_min; sample a token per position
+4. accept the lowest-entropy positions while sum(entropy) - max(entropy) <= entropy_bound;
+   frozen positions (fixed text between holes) are always accepted
+5. re-noise the rest with uniformly random tokens
+6. stop when the argmax canvas was stable for ``stability_threshold`` steps and the mean
+   entropy is under ``confidence_threshold``; check cancellation before each step
+
+The result is the argmax canvas of the last step, as in transformers' ``generate()``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from dg_lsp.engine.errors import Cancelled
+from dg_lsp.engine.schedule import temperature
+
+NEG_INF = float("-inf")
+
+
+@dataclass
+class SamplerSettings:
+    max_steps: int = 8
+    entropy_bound: float = 1.0
+    t_max: float = 0.8
+    t_min: float = 0.2
+    stability_threshold: int = 1
+    confidence_threshold: float = 0.05
+
+    @classmethod
+    def from_generation_config(cls, gen: dict[str, Any]) -> "SamplerSettings":
+        s = cls()
+        sampler = gen.get("sampler_config") or {}
+        if gen.get("max_denoising_steps"):
+            s.max_steps = int(gen["max_denoising_steps"])
+        if isinstance(sampler, dict) and sampler.get("entropy_bound"):
+            s.entropy_bound = float(sampler["entropy_bound"])
+        for key in ("t_max", "t_min", "confidence_threshold"):
+            if gen.get(key) is not None:
+                setattr(s, key, float(gen[key]))
+        if gen.get("stability_threshold") is not None:
+            s.stability_threshold = int(gen["stability_threshold"])
+        return s
+
+
+# (canvas (1, L) long, self-conditioning logits or None) -> logits (1, L, V) float32
+DenoiseFn = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+# (logits (1, L, V), argmax-so-far canvas (1, L)) -> None, edits logits in place
+LogitsHook = Callable[[torch.Tensor, torch.Tensor], None]
+
+
+@dataclass
+class DenoiseResult:
+    canvas: torch.Tensor  # (1, L) argmax canvas of the last step
+    steps: int
+    step_ms: list[float] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def denoise(
+    step_fn: DenoiseFn,
+    canvas: torch.Tensor,
+    settings: SamplerSettings,
+    *,
+    vocab_size: int,
+    generator: torch.Generator,
+    frozen: torch.Tensor | None = None,
+    banned: torch.Tensor | None = None,
+    logits_hook: LogitsHook | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> DenoiseResult:
+    """Denoise ``canvas`` (1, L). ``frozen`` (1, L) bool marks positions kept as given."""
+    device = canvas.device
+    canvas = canvas.clone()
+    if frozen is None:
+        frozen = torch.zeros_like(canvas, dtype=torch.bool)
+    fixed_tokens = canvas.clone()
+    max_steps = max(1, settings.max_steps)
+    history: list[torch.Tensor] = []
+    argmax = canvas.clone()
+    self_cond: torch.Tensor | None = None
+    result = DenoiseResult(canvas=argmax, steps=0)
+    for remaining in range(max_steps, 0, -1):
+        if should_stop is not None and should_stop():
+            raise Cancelled("cancelled between denoising steps")
+        t0 = time.perf_counter()
+        logits = step_fn(canvas, self_cond)  # (1, L, V) float32
+        if banned is not None:
+            logits[..., banned] = NEG_INF
+        if logits_hook is not None:
+            logits_hook(logits, argmax)
+        logits = logits / temperature(remaining, max_steps, settings.t_min, settings.t_max)
+        logp = torch.log_softmax(logits, dim=-1)  # (1, L, V)
+        probs = logp.exp()
+        sampled = torch.multinomial(probs.view(-1, probs.shape[-1]), 1, generator=generator).view_as(canvas)
+        new_argmax = torch.where(frozen, fixed_tokens, logits.argmax(dim=-1))
+        entropy = -(probs * torch.nan_to_num(logp, neginf=0.0)).sum(-1)  # (1, L)
+        entropy = torch.where(frozen, torch.zeros_like(entropy), entropy)
+        # entropy-bounded acceptance (frozen positions have zero entropy: always accepted)
+        sorted_e, order = torch.sort(entropy, dim=-1)
+        keep_sorted = (torch.cumsum(sorted_e, dim=-1) - sorted_e) <= settings.entropy_bound
+        accept = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted) | frozen
+        sampled = torch.where(frozen, fixed_tokens, sampled)
+        noise = torch.randint(0, vocab_size, canvas.shape, generator=generator, device=device)
+        canvas = torch.where(accept, sampled, noise)
+        self_cond = logits
+        result.steps += 1
+        result.step_ms.append((time.perf_counter() - t0) * 1000)
+        # stable-and-confident early stop
+        history.append(new_argmax)
+        argmax = new_argmax
+        n = settings.stability_threshold
+        stable = n == 0 or (len(history) > n and all(torch.equal(h, new_argmax) for h in history[-n - 1 : -1]))
+        free = ~frozen
+        mean_entropy = entropy[free].mean().item() if bool(free.any()) else 0.0
+        if stable and mean_entropy < settings.confidence_threshold:
+            result.stopped_early = remaining > 1
+            break
+    result.canvas = argmax
+    return result

@@ -1,0 +1,115 @@
+"""Server settings: a typed msgspec Struct with documented defaults.
+
+Clients send them as ``initializationOptions`` and ``workspace/didChangeConfiguration``
+(``settings`` may nest them under ``dgLsp``, ``dg-lsp`` or ``dg_lsp``). Keys are camelCase.
+An invalid value is reported by name (``window/showMessage``) and its default is used;
+the other settings still apply.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+SECTION_KEYS = ("dgLsp", "dg-lsp", "dg_lsp")
+
+
+class Settings(msgspec.Struct, rename="camel", forbid_unknown_fields=False, frozen=True):
+    #: Checkpoint directory (or a repo id already in the local Hugging Face cache).
+    #: None: the small model embedded in dg-lsp.
+    model: str | None = None
+    #: "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:N", "mps".
+    device: str = "auto"
+    #: "auto" (float32 on CPU, bfloat16 on GPU), "float32", "bfloat16", "float16".
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    #: Prompt layout: "auto" (FIM tokens when the tokenizer has them, else chat template).
+    prompt_layout: Literal["auto", "fim", "chat"] = "auto"
+    #: Most tokens in one completion (a second canvas continues a long block body).
+    max_tokens: int = msgspec.field(default=64)
+    #: Prompt budget in tokens for prefix + suffix.
+    context_tokens: int = 1024
+    #: Denoising steps per canvas; 0 means the checkpoint's generation_config.json.
+    denoising_steps: int = 0
+    #: Fraction of a selection re-noised by "Rewrite selection" (0..1).
+    rewrite_strength: float = 0.5
+    #: Canvas positions per hole for "Fill holes".
+    hole_tokens: int = 16
+    #: languageIds to serve; empty: every language in grammars/.
+    languages: list[str] = msgspec.field(default_factory=list)
+    #: Answer textDocument/inlineCompletion (ghost text).
+    inline_completion: bool = True
+    #: Answer textDocument/completion with infill items.
+    completion_items: bool = True
+    #: Allow multi-line completions (block bodies).
+    multiline: bool = True
+    #: Torch threads on the CPU; 0: all physical cores.
+    threads: int = 0
+    #: Seed of the sampler (completions are reproducible for the same context).
+    seed: int = 0
+    #: Run custom model code from a checkpoint. Off: only DiffusionGemma from transformers.
+    trust_remote_code: bool = False
+
+
+DEFAULTS = Settings()
+
+_BOUNDS: dict[str, tuple[float, float]] = {
+    "max_tokens": (1, 1024),
+    "context_tokens": (16, 32768),
+    "denoising_steps": (0, 512),
+    "rewrite_strength": (0.0, 1.0),
+    "hole_tokens": (1, 256),
+    "threads": (0, 1024),
+}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+FIELDS = {_camel(f): f for f in Settings.__struct_fields__}
+
+
+def unwrap(raw: Any) -> Any:
+    """The dg-lsp section of a settings object, wherever the client put it."""
+    if isinstance(raw, dict):
+        for key in SECTION_KEYS:
+            if isinstance(raw.get(key), dict):
+                return raw[key]
+    return raw
+
+
+def decode(raw: Any, base: Settings = DEFAULTS) -> tuple[Settings, list[str]]:
+    """Settings from ``raw`` over ``base``; returns (settings, problems naming each bad key)."""
+    raw = unwrap(raw)
+    if raw is None:
+        return base, []
+    if not isinstance(raw, dict):
+        return base, [f"settings must be an object, got {type(raw).__name__}; using defaults"]
+    good: dict[str, Any] = {}
+    problems: list[str] = []
+    for key, value in raw.items():
+        field = FIELDS.get(key)
+        if field is None:
+            continue  # unknown keys are ignored (other tools share the section)
+        try:
+            one = msgspec.convert({key: value}, Settings)
+        except msgspec.ValidationError as exc:
+            problems.append(f"dg-lsp setting {key}={value!r} is invalid ({exc}); using the default {getattr(DEFAULTS, field)!r}")
+            continue
+        v = getattr(one, field)
+        if field in _BOUNDS:
+            lo, hi = _BOUNDS[field]
+            if not lo <= v <= hi:
+                problems.append(
+                    f"dg-lsp setting {key}={value!r} is out of range [{lo}, {hi}]; using the default {getattr(DEFAULTS, field)!r}"
+                )
+                continue
+        good[field] = v
+    return msgspec.structs.replace(base, **good), problems
+
+
+def model_key(s: Settings) -> tuple[Any, ...]:
+    """The settings that require reloading the model when they change."""
+    return (s.model, s.device, s.dtype, s.prompt_layout, s.trust_remote_code, s.threads)
