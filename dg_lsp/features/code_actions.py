@@ -1,0 +1,183 @@
+"""textDocument/codeAction: "Rewrite selection" and "Fill holes".
+
+Both are offered cheaply (no model work) and computed in ``codeAction/resolve`` when the
+client supports resolving ``edit``; otherwise computed right away. The edit is a
+WorkspaceEdit carrying the document version, so a client refuses it if the text moved on;
+resolving against a changed document answers ContentModified.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcContentModified as ContentModified
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+
+from dg_lsp.context import enclosing_scope, find_holes
+from dg_lsp.engine import Cancelled
+
+if TYPE_CHECKING:
+    from dg_lsp.server import DgLanguageServer, Snapshot
+
+log = logging.getLogger(__name__)
+
+REWRITE_KIND = types.CodeActionKind("refactor.rewrite.dgLsp.rewriteSelection")
+FILL_KIND = types.CodeActionKind("refactor.rewrite.dgLsp.fillHoles")
+REWRITE_TITLE = "Rewrite selection (dg-lsp)"
+FILL_TITLE = "Fill holes (dg-lsp)"
+
+
+class RequestFailed(JsonRpcException):
+    CODE = -32803
+
+
+def _supports_resolve(ls: "DgLanguageServer") -> bool:
+    cap = ls.client_capabilities.text_document
+    ca = cap.code_action if cap else None
+    props = ca.resolve_support.properties if ca and ca.resolve_support else []
+    return "edit" in props
+
+
+def _region_holes(snap: "Snapshot", start: int, end: int) -> tuple[tuple[int, int], list[tuple[int, int]]] | None:
+    """The enclosing function of the range (or the whole range) and the holes in it."""
+    scope = enclosing_scope(snap.syntax, start, "function")
+    region = scope if scope is not None and scope[0] <= start and end <= scope[1] else None
+    if region is None:
+        region = (start, end) if end > start else None
+    if region is None:
+        return None
+    holes = find_holes(snap.syntax, region[0], region[1])
+    return (region, holes) if holes else None
+
+
+def _workspace_edit(ls: "DgLanguageServer", snap: "Snapshot", edits: list[tuple[int, int, str]]) -> types.WorkspaceEdit:
+    text_edits = [
+        types.TextEdit(
+            range=types.Range(start=ls.position_at(snap, a), end=ls.position_at(snap, b)),
+            new_text=t,
+        )
+        for a, b, t in edits
+    ]
+    return types.WorkspaceEdit(
+        document_changes=[
+            types.TextDocumentEdit(
+                text_document=types.OptionalVersionedTextDocumentIdentifier(uri=snap.uri, version=snap.version),
+                edits=text_edits,
+            )
+        ]
+    )
+
+
+async def _compute(ls: "DgLanguageServer", data: dict[str, Any]) -> types.WorkspaceEdit | None:
+    uri = data.get("uri")
+    if not isinstance(uri, str):
+        raise JsonRpcInvalidParams("code action data has no uri")
+    snap = ls.snapshot(uri)
+    if snap is None:
+        return None
+    if data.get("version") != snap.version:
+        raise ContentModified(f"{uri} changed since the code action was offered")
+    start, end = int(data["start"]), int(data["end"])
+    if not (0 <= start <= end <= len(snap.text)):
+        raise JsonRpcInvalidParams("code action range is outside the document")
+    engine = await ls.get_engine()
+    if engine is None:
+        return None
+    s = ls.settings
+    ticket = ls.worker.ticket(f"{uri}#action", supersede=True)
+    doc = ls.workspace.text_documents.get(uri)
+
+    def outdated() -> bool:
+        return ticket.cancelled or doc is None or doc.version != snap.version
+
+    kind = data.get("kind")
+    text = snap.text
+    if kind == "rewrite":
+
+        def run() -> list[tuple[int, int, str]]:
+            res = engine.rewrite(
+                text[:start], text[start:end], text[end:],
+                strength=s.rewrite_strength, steps=s.denoising_steps or None, seed=s.seed,
+                language=snap.spec.name, should_stop=outdated,
+            )
+            return [(start, end, res.text)]
+
+    elif kind == "fill":
+        found = _region_holes(snap, start, end)
+        if found is None:
+            return None
+        (r0, r1), holes = found
+        pieces = [text[r0 : holes[0][0]]]
+        pieces += [text[holes[i][1] : holes[i + 1][0]] for i in range(len(holes) - 1)]
+        pieces.append(text[holes[-1][1] : r1])
+
+        def run() -> list[tuple[int, int, str]]:
+            filled = engine.fill_holes(
+                text[:r0], pieces, text[r1:],
+                hole_tokens=s.hole_tokens, steps=s.denoising_steps or None, seed=s.seed,
+                language=snap.spec.name, should_stop=outdated,
+            )
+            return [(a, b, f) for (a, b), f in zip(holes, filled)]
+
+    else:
+        raise JsonRpcInvalidParams(f"unknown dg-lsp code action kind {kind!r}")
+    try:
+        edits = await ls.worker.run(ticket, run)
+    except Cancelled as exc:
+        log.info("code action on %s dropped: %s", uri, exc)
+        return None
+    if outdated():
+        raise ContentModified(f"{uri} changed while the edit was computed")
+    return _workspace_edit(ls, snap, edits)
+
+
+def register(server: "DgLanguageServer") -> None:
+    @server.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(code_action_kinds=[REWRITE_KIND, FILL_KIND], resolve_provider=True),
+    )
+    async def code_action(ls: "DgLanguageServer", params: types.CodeActionParams) -> list[types.CodeAction]:
+        uri = params.text_document.uri
+        snap = ls.snapshot(uri)
+        if snap is None:
+            return []
+        start = ls.offset_of(snap, params.range.start)
+        end = ls.offset_of(snap, params.range.end)
+        if end < start:
+            start, end = end, start
+        only = params.context.only if params.context else None
+
+        def wanted(kind: types.CodeActionKind) -> bool:
+            return not only or any(kind.value == k or kind.value.startswith(k + ".") for k in only)
+
+        offers: list[tuple[str, str, types.CodeActionKind, dict[str, Any]]] = []
+        base = {"uri": uri, "version": snap.version}
+        if end > start and wanted(REWRITE_KIND):
+            offers.append((REWRITE_TITLE, "rewrite", REWRITE_KIND, {**base, "kind": "rewrite", "start": start, "end": end}))
+        found = _region_holes(snap, start, end) if wanted(FILL_KIND) else None
+        if found is not None:
+            (r0, r1), holes = found
+            title = f"{FILL_TITLE}: {len(holes)} hole{'s' if len(holes) != 1 else ''}"
+            offers.append((title, "fill", FILL_KIND, {**base, "kind": "fill", "start": start, "end": end}))
+        actions = []
+        resolve = _supports_resolve(ls)
+        for title, _, kind, data in offers:
+            action = types.CodeAction(title=title, kind=kind, data=data)
+            if not resolve:
+                action.edit = await _compute(ls, data)
+                if action.edit is None:
+                    continue
+            actions.append(action)
+        return actions
+
+    @server.feature(types.CODE_ACTION_RESOLVE)
+    async def code_action_resolve(ls: "DgLanguageServer", action: types.CodeAction) -> types.CodeAction:
+        if not isinstance(action.data, dict):
+            raise JsonRpcInvalidParams("not a dg-lsp code action (no data)")
+        edit = await _compute(ls, action.data)
+        if edit is None:
+            raise RequestFailed("dg-lsp: no edit (model unavailable, request superseded, or no holes)")
+        action.edit = edit
+        return action

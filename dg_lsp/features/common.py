@@ -1,0 +1,64 @@
+"""Shared steps of the completion features: snapshot, offset, run on the worker."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+
+from dg_lsp.engine import Cancelled
+from dg_lsp.service import Proposal, propose
+
+if TYPE_CHECKING:
+    from dg_lsp.server import DgLanguageServer, Snapshot
+
+log = logging.getLogger(__name__)
+
+
+async def proposal_at(
+    ls: "DgLanguageServer", uri: str, position: types.Position, *, invoked: bool
+) -> tuple["Snapshot", Proposal] | None:
+    """A post-processed completion at ``position``, or None (empty result).
+
+    Raises InvalidParams for unknown documents and positions outside them. A request
+    superseded by a newer one for the same document, or outdated by an edit, gets None.
+    """
+    snap = ls.snapshot(uri)
+    if snap is None:
+        return None
+    offset = ls.offset_of(snap, position)
+    engine = await ls.get_engine()
+    if engine is None:
+        log.info("no model loaded (%s): empty result", ls.load_error)
+        return None
+    ticket = ls.worker.ticket(uri)
+    settings = ls.settings
+    doc = ls.workspace.text_documents.get(uri)
+
+    def outdated() -> bool:
+        return ticket.cancelled or doc is None or doc.version != snap.version
+
+    def run() -> Proposal:
+        ticket.check()
+        return propose(engine, snap.spec, snap.syntax, offset, settings, invoked=invoked, should_stop=outdated)
+
+    try:
+        prop = await ls.worker.run(ticket, run)
+    except Cancelled as exc:
+        log.info("completion for %s dropped: %s", uri, exc)
+        return None
+    if outdated():
+        log.info("completion for %s dropped: document changed while computing", uri)
+        return None
+    if not prop.text:
+        log.debug("no completion: %s", prop.reason)
+        return None
+    log.info("completion %s:%d:%d in %.0f ms (%s)", uri, position.line, position.character, prop.timings.get("total", 0), prop.mode)
+    return snap, prop
+
+
+def edit_range(ls: "DgLanguageServer", snap: "Snapshot", prop: Proposal) -> types.Range:
+    start = ls.position_at(snap, prop.offset)
+    end = ls.position_at(snap, prop.offset + prop.replace) if prop.replace else start
+    return types.Range(start=start, end=end)

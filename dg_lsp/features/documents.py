@@ -1,0 +1,29 @@
+"""Text synchronisation: pygls keeps the text (incremental sync); we keep the syntax tree."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+
+if TYPE_CHECKING:
+    from dg_lsp.server import DgLanguageServer
+
+
+def register(server: "DgLanguageServer") -> None:
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: "DgLanguageServer", params: types.DidOpenTextDocumentParams) -> None:
+        ls.sync_document(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: "DgLanguageServer", params: types.DidChangeTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        # a completion computed for the old text is stale now
+        ls.worker.cancel_key(uri, "document changed")
+        ls.sync_document(uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: "DgLanguageServer", params: types.DidCloseTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        ls.worker.cancel_key(uri, "document closed")
+        ls.syntax.pop(uri, None)

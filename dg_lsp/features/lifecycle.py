@@ -1,0 +1,57 @@
+"""initialize / initialized / settings / commands / shutdown."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+
+if TYPE_CHECKING:
+    from dg_lsp.server import DgLanguageServer
+
+log = logging.getLogger(__name__)
+
+RELOAD_COMMAND = "dg-lsp.reloadModel"
+STATUS_COMMAND = "dg-lsp.status"
+
+
+def register(server: "DgLanguageServer") -> None:
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: "DgLanguageServer", params: types.InitializeParams) -> None:
+        ls.apply_settings(params.initialization_options)
+
+    @server.feature(types.INITIALIZED)
+    def initialized(ls: "DgLanguageServer", params: types.InitializedParams) -> None:
+        ls.ensure_model()  # load in the background; the first request waits for it
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    def did_change_configuration(ls: "DgLanguageServer", params: types.DidChangeConfigurationParams) -> None:
+        if params.settings is None:
+            return
+        ls.apply_settings(params.settings)
+        for uri in list(ls.workspace.text_documents):
+            ls.sync_document(uri)  # the languages setting may have changed
+        ls.ensure_model()  # reloads only when a model-related setting changed
+
+    @server.command(RELOAD_COMMAND)
+    async def reload_model(ls: "DgLanguageServer", *args: Any) -> dict[str, Any]:
+        await ls.reload_model()
+        return status(ls)
+
+    @server.command(STATUS_COMMAND)
+    def status_command(ls: "DgLanguageServer", *args: Any) -> dict[str, Any]:
+        return status(ls)
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(ls: "DgLanguageServer", params: Any = None) -> None:
+        ls.shutdown_worker()
+
+
+def status(ls: "DgLanguageServer") -> dict[str, Any]:
+    return {
+        "loaded": ls.engine is not None,
+        "error": ls.load_error,
+        "model": ls.engine.describe() if ls.engine else None,
+        "cache": {"hits": ls.engine.cache.hits, "misses": ls.engine.cache.misses} if ls.engine else None,
+    }

@@ -1,0 +1,210 @@
+"""The language server: one pygls ``LanguageServer`` subclass holding documents, settings,
+the model and the worker. LSP features live one per module in ``dg_lsp.features``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+from pygls.workspace import TextDocument
+
+from dg_lsp import __version__
+from dg_lsp.context import LanguageSpec, SyntaxDocument, registry
+from dg_lsp.engine import Engine, ModelLoadError
+from dg_lsp.settings import DEFAULTS, Settings, decode, model_key
+from dg_lsp.worker import Worker
+
+log = logging.getLogger("dg_lsp")
+
+
+@dataclass
+class Snapshot:
+    """What a request needs of a document, taken on the event loop."""
+
+    uri: str
+    version: int | None
+    text: str
+    doc: TextDocument
+    syntax: SyntaxDocument
+    spec: LanguageSpec
+
+
+class DgLanguageServer(LanguageServer):
+    def __init__(self, model_override: str | None = None, device_override: str | None = None) -> None:
+        super().__init__("dg-lsp", __version__)
+        self.settings: Settings = DEFAULTS
+        self.model_override = model_override
+        self.device_override = device_override
+        self.syntax: dict[str, SyntaxDocument] = {}
+        self.worker = Worker()
+        self.engine: Engine | None = None
+        self.load_error: str | None = None
+        self._loaded_key: tuple[Any, ...] | None = None
+        self._load_future: asyncio.Future | None = None
+
+    # ------------------------------------------------------------------ settings
+    def effective(self, s: Settings) -> Settings:
+        """Command-line overrides win over client settings."""
+        import msgspec
+
+        over: dict[str, Any] = {}
+        if self.model_override:
+            over["model"] = self.model_override
+        if self.device_override:
+            over["device"] = self.device_override
+        return msgspec.structs.replace(s, **over) if over else s
+
+    def apply_settings(self, raw: Any) -> None:
+        new, problems = decode(raw)
+        for p in problems:
+            log.warning(p)
+            self.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=p))
+        self.settings = self.effective(new)
+
+    # ------------------------------------------------------------------ model
+    def ensure_model(self) -> asyncio.Future:
+        """Load (or reload after a settings change) the model on the worker; at most once per key."""
+        key = model_key(self.settings)
+        if self._load_future is not None and self._loaded_key == key:
+            return self._load_future
+        self._loaded_key = key
+        self._load_future = asyncio.ensure_future(self._load(self.settings))
+        return self._load_future
+
+    def reload_model(self) -> asyncio.Future:
+        self._loaded_key = None
+        return self.ensure_model()
+
+    async def _load(self, s: Settings) -> None:
+        token = str(uuid.uuid4())
+        progress = bool(
+            self.client_capabilities.window and self.client_capabilities.window.work_done_progress
+        )
+        if progress:
+            try:
+                await asyncio.wait_for(self.work_done_progress.create_async(token), timeout=5)
+                self.work_done_progress.begin(
+                    token, types.WorkDoneProgressBegin(title="dg-lsp", message="loading model", percentage=0)
+                )
+            except Exception as exc:  # a client may refuse the token; loading goes on
+                log.info("work done progress unavailable: %s", exc)
+                progress = False
+        self.engine = None
+        try:
+            engine = await asyncio.get_running_loop().run_in_executor(
+                self.worker.pool,
+                lambda: Engine.load(
+                    s.model,
+                    device=s.device,
+                    dtype=s.dtype,
+                    trust_remote_code=s.trust_remote_code,
+                    layout=s.prompt_layout,
+                    threads=s.threads,
+                ),
+            )
+        except Exception as exc:
+            msg = str(exc) if isinstance(exc, ModelLoadError) else f"{type(exc).__name__}: {exc}"
+            self.load_error = msg
+            log.error("model failed to load: %s", msg)
+            self.window_show_message(
+                types.ShowMessageParams(
+                    type=types.MessageType.Error,
+                    message=f"dg-lsp: model failed to load: {msg}. Completions stay empty until the "
+                    "model setting is fixed or dg-lsp.reloadModel is run.",
+                )
+            )
+        else:
+            self.engine, self.load_error = engine, None
+            log.info("model loaded: %s", engine.describe())
+        finally:
+            if progress:
+                end = "model loaded" if self.engine else "model failed to load"
+                self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=end))
+
+    async def get_engine(self) -> Engine | None:
+        fut = self.ensure_model()
+        await asyncio.shield(fut)
+        return self.engine
+
+    # ------------------------------------------------------------------ documents
+    def spec_for(self, doc: TextDocument) -> LanguageSpec | None:
+        reg = registry()
+        spec = reg.for_language_id(doc.language_id or "") if doc.language_id else None
+        spec = spec or reg.for_path(doc.uri)
+        if spec is None:
+            return None
+        if self.settings.languages and not (
+            set(self.settings.languages) & ({spec.name} | set(spec.language_ids))
+        ):
+            return None
+        return spec
+
+    def sync_document(self, uri: str) -> None:
+        doc = self.workspace.text_documents.get(uri)
+        if doc is None:
+            self.syntax.pop(uri, None)
+            return
+        spec = self.spec_for(doc)
+        if spec is None:
+            self.syntax.pop(uri, None)
+            return
+        current = self.syntax.get(uri)
+        if current is None or current.spec is not spec:
+            self.syntax[uri] = SyntaxDocument(spec, doc.source)
+        else:
+            current.update(doc.source)
+
+    def snapshot(self, uri: str) -> Snapshot | None:
+        """The open document at ``uri`` with its syntax tree; None for unsupported languages.
+
+        Raises InvalidParams for documents the client never opened (we read nothing from disk).
+        """
+        doc = self.workspace.text_documents.get(uri)
+        if doc is None:
+            raise JsonRpcInvalidParams(f"document not open: {uri}")
+        spec = self.spec_for(doc)
+        if spec is None:
+            log.info("no grammar for %s (languageId %r): empty result", uri, doc.language_id)
+            return None
+        if uri not in self.syntax:
+            self.sync_document(uri)
+        syn = self.syntax[uri]
+        return Snapshot(uri, doc.version, doc.source, doc, syn, spec)
+
+    def offset_of(self, snap: Snapshot, position: types.Position) -> int:
+        """Code-point offset of an LSP position (UTF-16 or as negotiated); InvalidParams outside."""
+        lines = snap.doc.lines
+        if position.line < 0 or position.character < 0:
+            raise JsonRpcInvalidParams(f"negative position {position}")
+        if position.line > len(lines) or (position.line == len(lines) and position.character > 0):
+            raise JsonRpcInvalidParams(
+                f"position {position.line}:{position.character} is outside the document ({len(lines)} lines)"
+            )
+        if position.line < len(lines):
+            line = lines[position.line].rstrip("\r\n")
+            units = snap.doc.position_codec.client_num_units(line)
+            if position.character > units:
+                raise JsonRpcInvalidParams(
+                    f"position {position.line}:{position.character} is past the end of the line ({units} units)"
+                )
+        return snap.doc.offset_at_position(position)
+
+    def position_at(self, snap: Snapshot, offset: int) -> types.Position:
+        return snap.doc.client_position_at_offset(offset)
+
+    def shutdown_worker(self) -> None:
+        self.worker.shutdown()
+
+
+def create_server(model: str | None = None, device: str | None = None) -> DgLanguageServer:
+    server = DgLanguageServer(model_override=model, device_override=device)
+    from dg_lsp.features import register_all
+
+    register_all(server)
+    return server
