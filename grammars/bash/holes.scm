@@ -1,0 +1,3 @@
+; Hole markers for Bash: TODO comments.
+((comment) @hole
+  (#match? @hole "TODO|FIXME"))

@@ -1,0 +1,3 @@
+; Hole markers for C: TODO comments (`// TODO`, `/* TODO */`).
+((comment) @hole
+  (#match? @hole "TODO|FIXME"))
