@@ -40,6 +40,8 @@ _OPENER_WORDS = ("then", "do", "else", "repeat")
 _MAX_EMPTY_BODY_LINES = 64
 # How many blank lines to look back over for the line that opened the block.
 _MAX_BLANK_LOOKBACK = 32
+# Snapping to a syntax boundary may always drop this many lines (more in big windows).
+_SNAP_MIN_DROP = 16
 
 
 @dataclass
@@ -175,8 +177,9 @@ def cut_context(
     getting about 3/4 of the budget (and whatever the suffix leaves unused), until
     the next line would not fit. The text of the cursor line is always included.
     Then the prefix start moves forward to the nearest line that starts a statement
-    and the suffix end back to the nearest line that ends one (when that keeps at
-    least half of the lines; else only past a multi-line token).
+    and the suffix end back to the nearest line that ends one (or to the cursor
+    line). Snapping drops at most max(16 lines, 3/4 of a side); past that, the ends
+    only move off multi-line tokens (strings, block comments).
     """
     text = doc.text
     offset = max(0, min(offset, len(text)))
@@ -266,8 +269,14 @@ def _snap(doc: SyntaxDocument, line: int, top: int, bottom: int, n_lines: int) -
     return top, bottom
 
 
+def _max_drop(window: int) -> int:
+    """How many lines snapping may drop from a side of ``window`` lines."""
+    return max(_SNAP_MIN_DROP, (window * 3) // 4)
+
+
 def _snap_top(doc: SyntaxDocument, line: int, top: int, containers: set[int]) -> int:
-    limit = top + (line - top) // 2  # keep at least half of the prefix lines
+    """The first line at or after ``top`` that starts a statement (else: not mid-token)."""
+    limit = min(line, top + _max_drop(line - top))
     for i in range(top, limit + 1):
         if starts_statement(doc, i, containers):
             return i
@@ -278,10 +287,16 @@ def _snap_top(doc: SyntaxDocument, line: int, top: int, containers: set[int]) ->
 
 
 def _snap_bottom(doc: SyntaxDocument, line: int, bottom: int, containers: set[int]) -> int:
-    limit = bottom - (bottom - line) // 2  # keep at least half of the suffix lines
+    """The last line at or before ``bottom`` that ends a statement (else: the cursor line)."""
+    limit = max(line, bottom - _max_drop(bottom - line))
+    last = doc.line_count - 1
     for j in range(bottom, limit - 1, -1):
+        if j == line:
+            return j  # only the rest of the cursor line
         if ends_statement(doc, j, containers):
             return j
+        if j < last and not doc.line_text(j).strip() and starts_statement(doc, j + 1, containers):
+            return j  # a blank line between statements
     for j in range(bottom, line - 1, -1):
         if not inside_token(doc, doc.line_start(j + 1)):
             return j

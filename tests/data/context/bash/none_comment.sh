@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# Print a <|cursor|> greeting.
+echo hi

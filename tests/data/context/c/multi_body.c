@@ -1,0 +1,5 @@
+#include <stdlib.h>
+
+int *make_array(size_t n) {
+    <|cursor|>
+}

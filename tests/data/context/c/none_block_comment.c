@@ -1,0 +1,2 @@
+/* Allocate an array of <|cursor|> integers. */
+int *make_array(int n);

@@ -1,0 +1,1 @@
+const char* kName = "stack <|cursor|> machine";

@@ -1,0 +1,5 @@
+package main
+
+func reverse(s string) string {
+	<|cursor|>
+}

@@ -1,0 +1,5 @@
+package main
+
+var usage = `usage: tool [flags]
+  -v  verbose <|cursor|>
+`

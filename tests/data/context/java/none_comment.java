@@ -1,0 +1,4 @@
+public class Greeter {
+    // Says hello <|cursor|> to the user.
+    public void greet() {}
+}

@@ -1,0 +1,1 @@
+const msg = `hello ${na<|cursor|>} world`;

@@ -1,0 +1,9 @@
+class Counter {
+  constructor() {
+    this.count = 0;
+  }
+
+  increment() {
+    <|cursor|>
+  }
+}

@@ -1,0 +1,1 @@
+local greeting = "hello <|cursor|> world"

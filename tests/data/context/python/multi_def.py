@@ -1,0 +1,9 @@
+class Stack:
+    def __init__(self):
+        self.items = []
+
+    def push(self, item):
+        <|cursor|>
+
+    def pop(self):
+        return self.items.pop()

@@ -1,0 +1,3 @@
+def area(r):
+    <|cursor|>
+    pass

@@ -1,0 +1,3 @@
+def greet(name):
+    # say hi <|cursor|>
+    return name

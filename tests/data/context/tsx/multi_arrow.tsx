@@ -1,0 +1,3 @@
+export const Button = (props: { label: string }) => {
+  <|cursor|>
+};

@@ -1,0 +1,7 @@
+export class Queue<T> {
+  private items: T[] = [];
+
+  enqueue(item: T): void {
+<|cursor|>
+  }
+}

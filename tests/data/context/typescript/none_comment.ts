@@ -1,0 +1,2 @@
+// Compute the <|cursor|> distance
+export const x: number = 1;
