@@ -448,3 +448,43 @@ def test_bracket_delta_skips_strings_and_comments() -> None:
     assert bracket_delta(js, "const s = `(${f(a)}`; /* { */ g(") == {"(": 1, "[": 0, "{": 0}
     assert bracket_delta(bash, 'echo "((" $(ls) ]') == {"(": 0, "[": -1, "{": 0}
     assert brackets_balanced(js, "f(", "'((('", ")")
+
+
+def test_line_tables_follow_edits() -> None:
+    rng = random.Random(7)
+    text = "a😀\nbc\n\n中文 x\n" * 5
+    doc = doc_for("python", text)
+    doc.byte_of(len(text))  # build the tables so that updates splice them
+    for _ in range(60):
+        a = rng.randint(0, len(text))
+        b = min(len(text), a + rng.randint(0, 5))
+        text = text[:a] + rng.choice(["", "\n", "😀\n中", "x", "\n\n", "é"]) + text[b:]
+        doc.update(text)
+        lines = text.split("\n")
+        assert doc.line_count == len(lines)
+        for i, line in enumerate(lines):
+            assert doc.line_text(i) == line
+        for offset in range(0, len(text) + 1, 3):
+            assert doc.byte_of(offset) == len(text[:offset].encode("utf-8"))
+            assert doc.offset_of(doc.byte_of(offset)) == offset
+
+
+def test_random_offsets_and_budgets_keep_invariants() -> None:
+    """Every fixture, random cursors and budgets: the API never fails and the cut stays valid."""
+    rng = random.Random(99)
+    for path in FIXTURE_FILES:
+        doc, _, _ = _load(path)
+        text = doc.text
+        for _ in range(8):
+            offset = rng.randint(0, len(text))
+            budget = rng.choice([0, 5, 30, 80, 400])
+            invoked = rng.random() < 0.3
+            mode = completion_mode(doc, offset, invoked)
+            assert mode in ("none", "single", "multi")
+            cut = cut_context(doc, offset, len, budget, invoked)
+            assert cut.mode == mode
+            _check_cut_invariants(doc, offset, cut, len, budget)
+            scope = enclosing_scope(doc, offset)
+            assert scope is None or scope[0] <= offset <= scope[1]
+            holes = find_holes(doc, 0, len(text))
+            assert all(a < b <= c for (a, b), (c, _) in zip(holes, holes[1:]))

@@ -217,7 +217,7 @@ def cut_context(
         take_pre = pre_open and (not suf_open or pre_used * max(suf_cap, 1) <= suf_used * max(pre_cap, 1))
         if take_pre:
             pre_cost = cost_above() if pre_cost is None else pre_cost
-            if pre_used + pre_cost > pre_cap:
+            if pre_used + pre_cost > pre_cap or pre_used + suf_used + pre_cost > budget:
                 pre_open = False
                 continue
             pre_used += pre_cost
@@ -225,7 +225,7 @@ def cut_context(
             pre_open = top > 0
         else:
             suf_cost = cost_below() if suf_cost is None else suf_cost
-            if suf_used + suf_cost > suf_cap:
+            if suf_used + suf_cost > suf_cap or pre_used + suf_used + suf_cost > budget:
                 suf_open = False
                 continue
             suf_used += suf_cost

@@ -19,36 +19,47 @@ _NEWLINE_B = re.compile(b"\n")
 
 
 def common_prefix_length(a: str, b: str) -> int:
-    """Length of the longest common prefix of ``a`` and ``b`` (binary search on slices)."""
-    hi = min(len(a), len(b))
-    if a[:hi] == b[:hi]:
-        return hi
-    lo = 0  # a[:lo] == b[:lo] holds; a[:hi] != b[:hi]
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
+    """Length of the longest common prefix of ``a`` and ``b``.
+
+    Binary search comparing slices (C speed); each step compares only the part not
+    yet known to match, so the total work is linear.
+    """
+    lo, hi = 0, min(len(a), len(b))  # a[:lo] == b[:lo]; no match is longer than hi
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
         if a[lo:mid] == b[lo:mid]:
             lo = mid
         else:
-            hi = mid
+            hi = mid - 1
     return lo
 
 
 def common_suffix_length(a: str, b: str, limit: int) -> int:
     """Length of the longest common suffix of ``a`` and ``b``, at most ``limit``."""
     la, lb = len(a), len(b)
-    hi = min(limit, la, lb)
-    if hi <= 0:
-        return 0
-    if a[la - hi :] == b[lb - hi :]:
-        return hi
-    lo = 0  # the last lo chars match; the last hi chars do not
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
+    lo, hi = 0, max(0, min(limit, la, lb))  # the last lo chars match
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
         if a[la - mid : la - lo] == b[lb - mid : lb - lo]:
             lo = mid
         else:
-            hi = mid
+            hi = mid - 1
     return lo
+
+
+def _splice(table: list[int], start: int, old_end: int, new_end: int, inserted: list[int]) -> list[int]:
+    """Line-start table after replacing ``[start, old_end)`` by text ending at ``new_end``.
+
+    Line starts up to ``start`` stay, those whose newline was replaced go, ``inserted``
+    (line starts inside the new text) come in, and the rest shift.
+    """
+    keep = bisect_right(table, start)
+    rest = bisect_right(table, old_end, lo=keep)
+    delta = new_end - old_end
+    tail = table[rest:]
+    if delta:
+        tail = [x + delta for x in tail]
+    return table[:keep] + inserted + tail
 
 
 class _Lines:
@@ -62,6 +73,19 @@ class _Lines:
         self.ascii = len(text) == len(data)
         self._starts: list[int] | None = None
         self._byte_starts: list[int] | None = None
+
+    def spliced(self, text: str, data: bytes, start: int, old_end: int, new_end: int,
+                start_b: int, old_end_b: int, new_end_b: int) -> "_Lines":
+        """Tables for the edited text, derived from these ones where they were built."""
+        new = _Lines(text, data)
+        if self._starts is not None:
+            inserted = [m.end() for m in _NEWLINE.finditer(text, start, new_end)]
+            new._starts = _splice(self._starts, start, old_end, new_end, inserted)
+            if not new.ascii:
+                old_bytes = self.byte_starts
+                inserted_b = [m.end() for m in _NEWLINE_B.finditer(data, start_b, new_end_b)]
+                new._byte_starts = _splice(old_bytes, start_b, old_end_b, new_end_b, inserted_b)
+        return new
 
     @property
     def starts(self) -> list[int]:
@@ -134,8 +158,13 @@ class SyntaxDocument:
         old_lines = self._lines
         start_byte, start_point = old_lines.byte_of(start), old_lines.point_of(start)
         old_end_byte, old_end_point = old_lines.byte_of(old_end), old_lines.point_of(old_end)
-        self._set_text(new_text)
-        new_end_byte, new_end_point = self._lines.byte_of(new_end), self._lines.point_of(new_end)
+        data = new_text.encode("utf-8")
+        new_end_byte = start_byte + len(new_text[start:new_end].encode("utf-8"))
+        self.text = new_text
+        self._lines = old_lines.spliced(
+            new_text, data, start, old_end, new_end, start_byte, old_end_byte, new_end_byte
+        )
+        new_end_point = self._lines.point_of(new_end)
         self.tree.edit(
             start_byte=start_byte,
             old_end_byte=old_end_byte,
