@@ -43,14 +43,12 @@ def _inside_literal(doc: SyntaxDocument, node: tree_sitter.Node, kind: str, b: i
     """Whether byte ``b`` is inside literal ``node`` (of capture kind ``kind``)."""
     start, end = node.start_byte, node.end_byte
     if start < b < end:
-        if kind == "comment" and doc.data[end - 1 : end] == b"\n":
-            return b < end  # a line comment that owns its newline ends before it
         return True
     if b != end or b <= start:
         return False
     if kind == "comment":
         if doc.data[end - 1 : end] == b"\n":
-            return False
+            return False  # a line comment that owns its newline: b is on the next line
         block = doc.spec.block_comment
         body = doc.data[start:end]
         if block is not None and body.startswith(block[0].encode()) and body.endswith(block[1].encode()):
