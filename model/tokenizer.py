@@ -70,3 +70,34 @@ def save_tokenizer(tok: Tokenizer, out_dir: Path, model_max_length: int = 4096) 
     (out_dir / "special_tokens_map.json").write_text(
         json.dumps({"pad_token": PAD, "eos_token": EOS, "bos_token": BOS, "mask_token": MASK}, indent=2) + "\n"
     )
+
+
+def corpus_texts(corpus: Path, max_bytes: int | None = None, split: str = "train") -> Iterator[str]:
+    """Texts of a ``model.corpus`` split, in shard order, up to ``max_bytes``."""
+    from model.corpus import iter_corpus
+
+    total = 0
+    for rec in iter_corpus(corpus, split):
+        total += len(rec["text"])
+        yield rec["text"]
+        if max_bytes is not None and total >= max_bytes:
+            return
+
+
+def main(argv: list[str] | None = None) -> None:
+    """python -m model.tokenizer --corpus data/corpus --out data/tokenizer [--vocab 8192] [--max-mb 48]"""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--corpus", type=Path, default=Path("data/corpus"))
+    ap.add_argument("--out", type=Path, default=Path("data/tokenizer"))
+    ap.add_argument("--vocab", type=int, default=8192)
+    ap.add_argument("--max-mb", type=float, default=48.0, help="train on the first N MB of the train split")
+    a = ap.parse_args(argv)
+    tok = train_tokenizer(corpus_texts(a.corpus, int(a.max_mb * 1e6) if a.max_mb else None), a.vocab)
+    save_tokenizer(tok, a.out)
+    print(a.out)
+
+
+if __name__ == "__main__":
+    main()
