@@ -47,6 +47,7 @@ class TrainConfig:
     device: str = "cpu"
     minutes: float = 0.0  # training-time budget, summed over resumes (0: none)
     steps: int = 0  # schedule length in steps; 0: the schedule follows --minutes
+    stop_at: int = 0  # end this invocation at this step without changing the schedule (rehearsals)
     batch: int = 16
     canvases: int = 2
     lr: float = 2e-3
@@ -120,6 +121,11 @@ def train_step(model, batch: dict, cfg: TrainConfig, vocab: int, eos_id: int, ge
     loss = (ce * w.reshape(-1)).sum() / w.sum()
     loss.backward()
     return loss.detach(), x0.numel()
+
+
+def use_sc(seed: int, step: int, p: float) -> bool:
+    """Self-conditioning on this step? Deterministic per step, so a resumed run matches."""
+    return random.Random(seed * 7919 + step).random() < p
 
 
 def lr_at(step: int, progress: float, cfg: TrainConfig) -> float:
@@ -222,7 +228,6 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         batches = map(_make_batch, steps_iter)
     use_amp = device.type == "cuda"
     vocab, eos_id = len(tok), tok.eos_id
-    sc_rng = random.Random(cfg.seed + step)
     start = time.time()
     last_save = start
     t_log, tok_log, loss_log = time.time(), 0, []
@@ -231,7 +236,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         while True:
             elapsed = train_time + (time.time() - start)  # total training time, across resumes
             progress = step / cfg.steps if cfg.steps else elapsed / (cfg.minutes * 60) if cfg.minutes else 0.0
-            if (cfg.steps and step >= cfg.steps) or (cfg.minutes and elapsed >= cfg.minutes * 60):
+            if (cfg.steps and step >= cfg.steps) or (cfg.minutes and elapsed >= cfg.minutes * 60) or \
+                    (cfg.stop_at and step >= cfg.stop_at):
                 break
             lr = lr_at(step, progress, cfg)
             for g in opt.param_groups:
@@ -239,7 +245,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
             n_prompt = int(batch["attention_mask"].sum())
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss, n_canvas = train_step(model, batch, cfg, vocab, eos_id, gen, sc_rng.random() < cfg.self_cond)
+                loss, n_canvas = train_step(model, batch, cfg, vocab, eos_id, gen, use_sc(cfg.seed, step, cfg.self_cond))
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             opt.zero_grad(set_to_none=True)
