@@ -192,6 +192,19 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             setattr(cfg, k, saved[k])
     ensure_data(cfg)
     tok = Tok(cfg.tokenizer)
+    canvas_length = SIZES[cfg.size].canvas_length
+    # data first: the worker processes fork before any CUDA initialisation
+    records = load_records(Path(cfg.corpus), int(cfg.corpus_mb * 1e6))
+    _SAMPLER = ExampleSampler(records, tok, canvas_length, cfg.prefix_tokens, cfg.suffix_tokens)
+    log(f"{len(records)} train files, {sum(len(r['text']) for r in records) / 1e6:.1f} MB")
+    first = state["step"] if state is not None else 0
+    steps_iter = ((cfg.seed, s, cfg.batch) for s in range(first, 10**9))
+    pool = None
+    if cfg.workers > 0:
+        pool = mp.get_context("fork").Pool(cfg.workers)
+        batches = pool.imap(_make_batch, steps_iter, chunksize=4)
+    else:
+        batches = map(_make_batch, steps_iter)
     torch.manual_seed(cfg.seed)
     model = DiffusionGemmaForBlockDiffusion(make_config(len(tok), cfg.size)).to(device)
     model.train()
@@ -215,17 +228,6 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     log(f"size={cfg.size} text params={n_params / 1e6:.2f}M vocab={len(tok)} device={device} "
         f"threads={torch.get_num_threads()}")
 
-    records = load_records(Path(cfg.corpus), int(cfg.corpus_mb * 1e6))
-    canvas_length = model.config.canvas_length
-    _SAMPLER = ExampleSampler(records, tok, canvas_length, cfg.prefix_tokens, cfg.suffix_tokens)
-    log(f"{len(records)} train files, {sum(len(r['text']) for r in records) / 1e6:.1f} MB")
-    steps_iter = ((cfg.seed, s, cfg.batch) for s in range(step, 10**9))
-    pool = None
-    if cfg.workers > 0:
-        pool = mp.get_context("fork").Pool(cfg.workers)
-        batches = pool.imap(_make_batch, steps_iter, chunksize=4)
-    else:
-        batches = map(_make_batch, steps_iter)
     use_amp = device.type == "cuda"
     vocab, eos_id = len(tok), tok.eos_id
     start = time.time()
