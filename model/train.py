@@ -12,7 +12,8 @@ its logits are passed back as self-conditioning; the loss is cross-entropy over 
 (EOS padding after the first EOS weighted ``--eos-weight``).
 
 Writes ``OUT/log.jsonl``, a resumable ``OUT/state.pt`` every ``--save-minutes`` and a
-checkpoint directory ``OUT/checkpoint`` (bf16 safetensors, files <= 16 MiB) at the end.
+checkpoint directory ``OUT/checkpoint`` (bf16 safetensors, files <= 16 MiB) at the end
+(``--export`` writes it from the last state.pt of a run that is still going or was cut off).
 If the corpus or tokenizer is missing it is built first (python -m model.corpus /
 python -m model.tokenizer), so the same command works on a fresh GPU box.
 """
@@ -285,14 +286,29 @@ def save_state(out: Path, model, opt, step: int, train_time: float, gen: torch.G
     tmp.replace(out / "state.pt")
 
 
+def export(out: Path) -> Path:
+    """Write OUT/checkpoint from OUT/state.pt (e.g. of a run that is still going or was cut off)."""
+    state = torch.load(Path(out) / "state.pt", map_location="cpu", weights_only=False)
+    cfg = TrainConfig(**state["cfg"])
+    model = DiffusionGemmaForBlockDiffusion(make_config(len(Tok(cfg.tokenizer)), cfg.size))
+    model.load_state_dict(state["model"])
+    ck = save_checkpoint(model.eval(), Path(cfg.tokenizer), Path(out) / "checkpoint")
+    log(f"saved {ck} from step {state['step']}")
+    return ck
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for f, default in asdict(TrainConfig()).items():
         kw = {"choices": sorted(SIZES)} if f == "size" else {}
         ap.add_argument("--" + f.replace("_", "-"), type=type(default), default=default, **kw)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--export", action="store_true", help="only write OUT/checkpoint from OUT/state.pt")
     a = vars(ap.parse_args(argv))
     resume = a.pop("resume")
+    if a.pop("export"):
+        export(Path(a["out"]))
+        return
     train(TrainConfig(**a), resume=resume)
 
 
