@@ -95,10 +95,11 @@ def finish(spec: LanguageSpec | None, prefix: str, middle: str, suffix: str, mod
         return Finished("", reason="empty middle")
     if spec is None:
         return Finished(text, replace)
-    rest = suffix[replace:]
-    if is_valid(spec, prefix, text, rest):
+    if is_valid(spec, prefix, text, suffix[replace:]):
         return Finished(text, replace)
     for cand in _candidates(text):
-        if is_valid(spec, prefix, cand, rest):
-            return Finished(cand, replace, truncated=True, reason="truncated to the longest valid prefix")
+        # a shorter middle no longer ends with the closers it replaced: keep them
+        keep = replace if closers and cand.endswith(closers) else 0
+        if is_valid(spec, prefix, cand, suffix[keep:]):
+            return Finished(cand, keep, truncated=True, reason="truncated to the longest valid prefix")
     return Finished("", reason="every prefix of the middle breaks the syntax")

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REWRITE_KIND = types.CodeActionKind("refactor.rewrite.dgLsp.rewriteSelection")
-FILL_KIND = types.CodeActionKind("refactor.rewrite.dgLsp.fillHoles")
+REWRITE_KIND = "refactor.rewrite.dgLsp.rewriteSelection"
+FILL_KIND = "refactor.rewrite.dgLsp.fillHoles"
 REWRITE_TITLE = "Rewrite selection (dg-lsp)"
 FILL_TITLE = "Fill holes (dg-lsp)"
 
@@ -149,10 +149,10 @@ def register(server: "DgLanguageServer") -> None:
             start, end = end, start
         only = params.context.only if params.context else None
 
-        def wanted(kind: types.CodeActionKind) -> bool:
-            return not only or any(kind.value == k or kind.value.startswith(k + ".") for k in only)
+        def wanted(kind: str) -> bool:
+            return not only or any(kind == str(k) or kind.startswith(str(k) + ".") for k in only)
 
-        offers: list[tuple[str, str, types.CodeActionKind, dict[str, Any]]] = []
+        offers: list[tuple[str, str, str, dict[str, Any]]] = []
         base = {"uri": uri, "version": snap.version}
         if end > start and wanted(REWRITE_KIND):
             offers.append((REWRITE_TITLE, "rewrite", REWRITE_KIND, {**base, "kind": "rewrite", "start": start, "end": end}))

@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 
 RELOAD_COMMAND = "dg-lsp.reloadModel"
 STATUS_COMMAND = "dg-lsp.status"
+CONTEXT_COMMAND = "dg-lsp.showContext"
 
 
 def register(server: "DgLanguageServer") -> None:
@@ -42,6 +43,34 @@ def register(server: "DgLanguageServer") -> None:
     @server.command(STATUS_COMMAND)
     def status_command(ls: "DgLanguageServer", *args: Any) -> dict[str, Any]:
         return status(ls)
+
+    @server.command(CONTEXT_COMMAND)
+    async def show_context(ls: "DgLanguageServer", *args: Any) -> dict[str, Any] | None:
+        """The prefix/suffix cut and mode at a position: ``[uri, {line, character}]``."""
+        from pygls.exceptions import JsonRpcInvalidParams
+
+        from dg_lsp.context import completion_mode, cut_context
+
+        if len(args) != 2 or not isinstance(args[0], str) or not isinstance(args[1], dict):
+            raise JsonRpcInvalidParams("dg-lsp.showContext takes [uri, {line, character}]")
+        snap = ls.snapshot(args[0])
+        if snap is None:
+            return None
+        try:
+            pos = types.Position(line=int(args[1]["line"]), character=int(args[1]["character"]))
+        except (KeyError, TypeError, ValueError):
+            raise JsonRpcInvalidParams("position must be {line, character}") from None
+        offset = ls.offset_of(snap, pos)
+        engine = await ls.get_engine()
+        count = engine.count_tokens if engine else (lambda t: len(t) // 3 + 1)
+        cut = cut_context(snap.syntax, offset, count, ls.settings.context_tokens, invoked=True)
+        return {
+            "offset": offset,
+            "prefix": cut.prefix,
+            "suffix": cut.suffix,
+            "mode": completion_mode(snap.syntax, offset),
+            "language": snap.spec.name,
+        }
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: "DgLanguageServer", params: Any = None) -> None:

@@ -1,0 +1,114 @@
+"""textDocument/inlineCompletion end to end: real server process, real client."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest_lsp
+import tree_sitter
+import tree_sitter_python
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient
+
+from conftest import DATA, TINY, server_command
+from lsp_helpers import CAPABILITIES, apply_edit, close, open_doc, utf16_offset
+
+SAMPLE = (DATA / "completion" / "sample.py").read_text()
+PY = tree_sitter.Language(tree_sitter_python.language())
+
+
+def error_count(text: str) -> int:
+    """ERROR/MISSING nodes, counted with tree-sitter directly (not with dg-lsp's own check)."""
+    tree = tree_sitter.Parser(PY).parse(text.encode())
+    n, stack = 0, [tree.root_node]
+    while stack:
+        node = stack.pop()
+        n += node.is_error or node.is_missing
+        stack.extend(node.children)
+    return n
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=server_command(TINY)), scope="module")
+async def client(lsp_client: LanguageClient):
+    await lsp_client.initialize_session(types.InitializeParams(capabilities=CAPABILITIES))
+    yield
+    await close(lsp_client)
+
+
+def positions(text: str) -> list[types.Position]:
+    """Cursor positions an editor would ask at: line ends and after `= ` / `(`."""
+    out = []
+    for i, line in enumerate(text.split("\n")):
+        if line.strip():
+            out.append(types.Position(line=i, character=len(line)))
+        for marker in ("= ", "("):
+            j = line.find(marker)
+            if j >= 0:
+                out.append(types.Position(line=i, character=j + len(marker)))
+    return out[::3]  # a dozen positions spread over the file
+
+
+async def inline(client: LanguageClient, uri: str, pos: types.Position, invoked: bool = True):
+    kind = types.InlineCompletionTriggerKind.Invoked if invoked else types.InlineCompletionTriggerKind.Automatic
+    return await client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=pos,
+            context=types.InlineCompletionContext(trigger_kind=kind),
+        )
+    )
+
+
+async def test_items_insert_at_cursor_and_keep_syntax(client: LanguageClient):
+    uri = "file:///work/sample.py"
+    open_doc(client, uri, SAMPLE)
+    base_errors = error_count(SAMPLE)
+    answered = 0
+    for pos in positions(SAMPLE):
+        res = await inline(client, uri, pos)
+        assert isinstance(res, types.InlineCompletionList)
+        for item in res.items:
+            answered += 1
+            assert item.range is not None and item.range.start == pos
+            assert item.insert_text.strip()
+            new = apply_edit(SAMPLE, item.range, item.insert_text)
+            a, b = utf16_offset(SAMPLE, item.range.start), utf16_offset(SAMPLE, item.range.end)
+            assert new[:a] == SAMPLE[:a] and new[a + len(item.insert_text):] == SAMPLE[b:]
+            assert error_count(new) <= base_errors, (pos, item.insert_text)
+    # the random-weight model still produces valid fragments at some positions
+    assert answered > 0
+
+
+async def test_automatic_trigger_inside_string_or_comment_is_empty(client: LanguageClient):
+    uri = "file:///work/strings.py"
+    text = 'x = "hello wor"  # a comment here\n'
+    open_doc(client, uri, text)
+    in_string = types.Position(line=0, character=text.index("wor") + 3)
+    in_comment = types.Position(line=0, character=text.index("comment") + 3)
+    for pos in (in_string, in_comment):
+        res = await inline(client, uri, pos, invoked=False)
+        assert len(res.items) == 0
+
+
+async def test_incremental_edits_are_seen(client: LanguageClient):
+    uri = "file:///work/typing.py"
+    open_doc(client, uri, "def f(x):\n    return x\n", version=1)
+    # type "y = " on a new line after the function, one character at a time
+    text = "def f(x):\n    return x\n"
+    line, version = 2, 1
+    for ch in "y = ":
+        version += 1
+        pos = types.Position(line=line, character=len(text.split("\n")[line]))
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                content_changes=[types.TextDocumentContentChangePartial(range=types.Range(start=pos, end=pos), text=ch)],
+            )
+        )
+        text = apply_edit(text, types.Range(start=pos, end=pos), ch)
+    res = await inline(client, uri, types.Position(line=2, character=4))
+    assert text == "def f(x):\n    return x\ny = "
+    for item in res.items:
+        assert item.range.start == types.Position(line=2, character=4)
+        new = apply_edit(text, item.range, item.insert_text)
+        assert new.startswith(text) and error_count(new) == 0
