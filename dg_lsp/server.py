@@ -38,9 +38,9 @@ class Snapshot:
 class DgLanguageServer(LanguageServer):
     def __init__(self, model_override: str | None = None, device_override: str | None = None) -> None:
         super().__init__("dg-lsp", __version__)
-        self.settings: Settings = DEFAULTS
         self.model_override = model_override
         self.device_override = device_override
+        self.settings: Settings = self.base_settings()
         self.syntax: dict[str, SyntaxDocument] = {}
         self.worker = Worker()
         self.engine: Engine | None = None
@@ -49,8 +49,10 @@ class DgLanguageServer(LanguageServer):
         self._load_future: asyncio.Future | None = None
 
     # ------------------------------------------------------------------ settings
-    def effective(self, s: Settings) -> Settings:
-        """Command-line overrides win over client settings."""
+    def base_settings(self) -> Settings:
+        """Defaults, with the command line's --model / --device in place of the built-in ones.
+
+        Client settings that name these keys win: they can change at run time."""
         import msgspec
 
         over: dict[str, Any] = {}
@@ -58,14 +60,14 @@ class DgLanguageServer(LanguageServer):
             over["model"] = self.model_override
         if self.device_override:
             over["device"] = self.device_override
-        return msgspec.structs.replace(s, **over) if over else s
+        return msgspec.structs.replace(DEFAULTS, **over)
 
     def apply_settings(self, raw: Any) -> None:
-        new, problems = decode(raw)
+        new, problems = decode(raw, self.base_settings())
         for p in problems:
             log.warning(p)
             self.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=p))
-        self.settings = self.effective(new)
+        self.settings = new
 
     # ------------------------------------------------------------------ model
     def ensure_model(self) -> asyncio.Future:

@@ -96,14 +96,14 @@ def decode(raw: Any, base: Settings = DEFAULTS) -> tuple[Settings, list[str]]:
         try:
             one = msgspec.convert({key: value}, Settings)
         except msgspec.ValidationError as exc:
-            problems.append(f"dg-lsp setting {key}={value!r} is invalid ({exc}); using the default {getattr(DEFAULTS, field)!r}")
+            problems.append(f"dg-lsp setting {key}={value!r} is invalid ({exc}); using the default {getattr(base, field)!r}")
             continue
         v = getattr(one, field)
         if field in _BOUNDS:
             lo, hi = _BOUNDS[field]
             if not lo <= v <= hi:
                 problems.append(
-                    f"dg-lsp setting {key}={value!r} is out of range [{lo}, {hi}]; using the default {getattr(DEFAULTS, field)!r}"
+                    f"dg-lsp setting {key}={value!r} is out of range [{lo}, {hi}]; using the default {getattr(base, field)!r}"
                 )
                 continue
         good[field] = v

@@ -36,16 +36,16 @@ def register(server: "DgLanguageServer") -> None:
         ls.ensure_model()  # reloads only when a model-related setting changed
 
     @server.command(RELOAD_COMMAND)
-    async def reload_model(ls: "DgLanguageServer", *args: Any) -> dict[str, Any]:
+    async def reload_model(ls, *args) -> dict[str, Any]:
         await ls.reload_model()
         return status(ls)
 
     @server.command(STATUS_COMMAND)
-    def status_command(ls: "DgLanguageServer", *args: Any) -> dict[str, Any]:
+    def status_command(ls, *args) -> dict[str, Any]:
         return status(ls)
 
     @server.command(CONTEXT_COMMAND)
-    async def show_context(ls: "DgLanguageServer", *args: Any) -> dict[str, Any] | None:
+    async def show_context(ls, *args) -> dict[str, Any] | None:
         """The prefix/suffix cut and mode at a position: ``[uri, {line, character}]``."""
         from pygls.exceptions import JsonRpcInvalidParams
 

@@ -1,0 +1,97 @@
+"""The engine on real (tiny, random-weight) checkpoints: loading, safety, cache, sampler."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from transformers import DiffusionGemmaForBlockDiffusion, DynamicCache
+
+from conftest import CACHE, TINY
+from dg_lsp.engine import Engine, ModelLoadError
+from dg_lsp.engine.prompt import build_prompt
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine.load(str(TINY), device="cpu")
+
+
+def test_cached_encode_matches_fresh_encode(engine: Engine):
+    """Re-encoding only the changed tail gives the same canvas logits as encoding from scratch."""
+    a = engine.prompt("def f(x):\n    return x", "\n")
+    b = engine.prompt("def f(x):\n    return x + 1", "\n")
+    engine.cache.reset()
+    engine.cache.prepare(a.ids, "cpu")
+    kv, reused = engine.cache.prepare(b.ids, "cpu")
+    assert reused >= a.stable_len and reused < len(b.ids)
+    canvas = torch.randint(0, engine.vocab_size, (1, 8), generator=torch.Generator().manual_seed(0))
+    cached = engine._step_fn(kv, len(b.ids))(canvas, None)
+    model = engine.model
+    with torch.inference_mode():
+        fresh = model(
+            input_ids=torch.tensor([b.ids]),
+            decoder_input_ids=canvas,
+            past_key_values=DynamicCache(config=model.config.get_text_config(decoder=True)),
+        ).logits
+    torch.testing.assert_close(cached, fresh, atol=1e-4, rtol=1e-4)
+
+
+def test_same_seed_same_answer(engine: Engine):
+    r1 = engine.infill("x = ", "\n", seed=5)
+    r2 = engine.infill("x = ", "\n", seed=5)
+    assert r1.token_ids == r2.token_ids and r1.steps >= 1
+
+
+def test_no_control_tokens_in_middles(engine: Engine):
+    specials = set(engine.banned.tolist())
+    for seed in range(5):
+        res = engine.infill("def f():\n    ", "\n", seed=seed)
+        assert not specials & set(res.token_ids)
+
+
+def test_fill_holes_keeps_fixed_text(engine: Engine):
+    filled = engine.fill_holes("def f(a):\n", ["    b = ", "\n    return ", "\n"], "", hole_tokens=4)
+    assert len(filled) == 2 and all(isinstance(f, str) for f in filled)
+
+
+def test_prompt_is_suffix_first(engine: Engine):
+    p = build_prompt(engine.tokenizer, "PREFIX", "SUFFIX")
+    text = engine.tokenizer.decode(p.ids)
+    assert text.index("SUFFIX") < text.index("PREFIX")
+
+
+def test_pickle_checkpoint_is_refused(tmp_path):
+    bad = tmp_path / "pickled"
+    shutil.copytree(TINY, bad)
+    (bad / "model.safetensors").unlink()
+    torch.save({"x": torch.zeros(1)}, bad / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError, match="pickle"):
+        Engine.load(str(bad))
+
+
+def test_config_and_weights_disagree(tmp_path):
+    bad = tmp_path / "mismatch"
+    shutil.copytree(TINY, bad)
+    cfg = json.loads((bad / "config.json").read_text())
+    cfg["text_config"]["hidden_size"] *= 2
+    (bad / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelLoadError, match="model.safetensors"):
+        Engine.load(str(bad))
+
+
+def test_missing_tokenizer(tmp_path):
+    bad = tmp_path / "notok"
+    shutil.copytree(TINY, bad)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        (bad / name).unlink()
+    with pytest.raises(ModelLoadError, match="tokenizer"):
+        Engine.load(str(bad))
+
+
+def test_hub_id_not_in_cache_is_not_downloaded(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    with pytest.raises(ModelLoadError, match="never downloads"):
+        Engine.load("google/diffusiongemma-26B-A4B-it")
