@@ -39,7 +39,7 @@ async def test_cancel_in_flight_request(client: LanguageClient):
     uri = "file:///work/cancel.py"
     open_doc(client, uri, TEXT)
     loop = asyncio.get_running_loop()
-    fut = client.protocol.send_request_async(types.TEXT_DOCUMENT_INLINE_COMPLETION, params(uri), msg_id="slow-1")
+    fut = asyncio.ensure_future(client.protocol.send_request_async(types.TEXT_DOCUMENT_INLINE_COMPLETION, params(uri), msg_id="slow-1"))
     await asyncio.sleep(0.5)  # the request is denoising now
     t0 = loop.time()
     client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="slow-1"))
@@ -62,9 +62,9 @@ async def test_cancel_in_flight_request(client: LanguageClient):
 async def test_newer_request_supersedes_older(client: LanguageClient):
     uri = "file:///work/supersede.py"
     open_doc(client, uri, TEXT)
-    first = client.protocol.send_request_async(types.TEXT_DOCUMENT_INLINE_COMPLETION, params(uri), msg_id="old")
+    first = asyncio.ensure_future(client.protocol.send_request_async(types.TEXT_DOCUMENT_INLINE_COMPLETION, params(uri), msg_id="old"))
     await asyncio.sleep(0.3)
-    second = client.protocol.send_request_async(types.TEXT_DOCUMENT_INLINE_COMPLETION, params(uri), msg_id="new")
+    second = asyncio.ensure_future(client.protocol.send_request_async(types.TEXT_DOCUMENT_INLINE_COMPLETION, params(uri), msg_id="new"))
     old = await asyncio.wait_for(first, 60)
     assert isinstance(old, types.InlineCompletionList) and len(old.items) == 0  # answered, empty
     new = await asyncio.wait_for(second, 120)
@@ -74,7 +74,7 @@ async def test_newer_request_supersedes_older(client: LanguageClient):
 async def test_edit_drops_stale_request(client: LanguageClient):
     uri = "file:///work/stale-edit.py"
     open_doc(client, uri, TEXT, version=1)
-    fut = client.protocol.send_request_async(types.TEXT_DOCUMENT_INLINE_COMPLETION, params(uri), msg_id="stale")
+    fut = asyncio.ensure_future(client.protocol.send_request_async(types.TEXT_DOCUMENT_INLINE_COMPLETION, params(uri), msg_id="stale"))
     await asyncio.sleep(0.3)
     client.text_document_did_change(
         types.DidChangeTextDocumentParams(
