@@ -198,7 +198,12 @@ class DgLanguageServer(LanguageServer):
         return snap.doc.offset_at_position(position)
 
     def position_at(self, snap: Snapshot, offset: int) -> types.Position:
-        return snap.doc.client_position_at_offset(offset)
+        """LSP position of a code-point offset (pygls' own is off at the end of a document
+        without a final newline)."""
+        text = snap.text
+        line = text.count("\n", 0, offset)
+        start = text.rfind("\n", 0, offset) + 1
+        return types.Position(line=line, character=snap.doc.position_codec.client_num_units(text[start:offset]))
 
     def shutdown_worker(self) -> None:
         self.worker.shutdown()
