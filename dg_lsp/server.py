@@ -17,6 +17,7 @@ from pygls.workspace import TextDocument
 from dg_lsp import __version__
 from dg_lsp.context import LanguageSpec, SyntaxDocument, registry
 from dg_lsp.engine import Engine, ModelLoadError
+from dg_lsp.protocol import DgProtocol
 from dg_lsp.settings import DEFAULTS, Settings, decode, model_key
 from dg_lsp.worker import Worker
 
@@ -37,7 +38,7 @@ class Snapshot:
 
 class DgLanguageServer(LanguageServer):
     def __init__(self, model_override: str | None = None, device_override: str | None = None) -> None:
-        super().__init__("dg-lsp", __version__)
+        super().__init__("dg-lsp", __version__, protocol_cls=DgProtocol)
         self.model_override = model_override
         self.device_override = device_override
         self.settings: Settings = self.base_settings()
