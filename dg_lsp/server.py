@@ -19,6 +19,7 @@ from dg_lsp.context import LanguageSpec, SyntaxDocument, registry
 from dg_lsp.engine import Engine, ModelLoadError
 from dg_lsp.protocol import DgProtocol
 from dg_lsp.settings import DEFAULTS, Settings, decode, model_key
+from dg_lsp.stats import Stats
 from dg_lsp.worker import Worker
 
 log = logging.getLogger("dg_lsp")
@@ -44,6 +45,7 @@ class DgLanguageServer(LanguageServer):
         self.settings: Settings = self.base_settings()
         self.syntax: dict[str, SyntaxDocument] = {}
         self.worker = Worker()
+        self.stats = Stats()
         self.engine: Engine | None = None
         self.load_error: str | None = None
         self._loaded_key: tuple[Any, ...] | None = None

@@ -46,11 +46,16 @@ async def proposal_at(
     try:
         prop = await ls.worker.run(ticket, run)
     except Cancelled as exc:
+        ls.stats.dropped += 1
         log.info("completion for %s dropped: %s", uri, exc)
         return None
     if outdated():
+        ls.stats.dropped += 1
         log.info("completion for %s dropped: document changed while computing", uri)
         return None
+    if prop.result is not None:
+        r = prop.result
+        ls.stats.record(prop.timings, r.steps, len(r.token_ids) + int(r.hit_eos), r.cached_tokens, r.prompt_tokens)
     if not prop.text:
         log.debug("no completion: %s", prop.reason)
         return None

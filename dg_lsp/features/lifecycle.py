@@ -83,4 +83,5 @@ def status(ls: "DgLanguageServer") -> dict[str, Any]:
         "error": ls.load_error,
         "model": ls.engine.describe() if ls.engine else None,
         "cache": {"hits": ls.engine.cache.hits, "misses": ls.engine.cache.misses} if ls.engine else None,
+        "stats": ls.stats.summary(),
     }

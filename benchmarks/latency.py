@@ -1,0 +1,288 @@
+"""Latency benchmark: replay typing against the real server, and compare decoders side by side.
+
+    python benchmarks/latency.py [--model DIR] [--device cpu] [--out docs/bench/latency.json]
+
+1. Typing replay (end to end, over stdio with a real LSP client): open real source files
+   (a small one and 2,000+ line ones), delete a line, retype it one character per didChange
+   (``--keystroke-ms`` apart) and ask for an inline completion at each pause (after a space or
+   punctuation, as an editor's debounce would). Reports p50/p95/p99, per-phase medians from the
+   server, denoising steps, tokens per forward, prompt-cache reuse, cold start to the first
+   completion and the server's peak RSS.
+2. Side by side, in this process, on the same prompts:
+   a. our engine vs transformers' ``DiffusionGemmaForBlockDiffusion.generate()`` on the same
+      checkpoint and the same step budget (ratio of wall times);
+   b. our engine vs autoregressive decoding with a Gemma causal LM of the same width, depth and
+      vocabulary (random weights, KV cache), producing the same number of tokens: tokens/s for
+      middles of 8, 32 and 128 tokens.
+
+Prints a Markdown table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = min(len(s) - 1, max(0, int(round(q / 100 * (len(s) - 1)))))
+    return s[k]
+
+
+def source_files() -> list[tuple[str, Path]]:
+    std = Path(sysconfig.get_paths()["stdlib"])
+    picks = [("small", std / "bisect.py"), ("large", std / "argparse.py"), ("large", std / "typing.py")]
+    return [(k, p) for k, p in picks if p.exists()]
+
+
+def peak_rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+async def typing_replay(args) -> dict:
+    from lsprotocol import types
+    from pygls.lsp.client import LanguageClient
+
+    from dg_lsp.context import SyntaxDocument, literal_at, registry
+
+    cmd = [sys.executable, "-m", "dg_lsp", "--stdio", "--log-level", os.environ.get("DG_LSP_BENCH_LOG", "warning")]
+    if args.model:
+        cmd += ["--model", args.model]
+    if args.device:
+        cmd += ["--device", args.device]
+    if args.log_file:
+        cmd += ["--log-file", args.log_file]
+    client = LanguageClient("dg-lsp-bench", "1")
+    t_spawn = time.perf_counter()
+    await client.start_io(*cmd)
+    await client.initialize_async(
+        types.InitializeParams(capabilities=types.ClientCapabilities(), initialization_options={"seed": 0})
+    )
+    client.initialized(types.InitializedParams())
+    latencies: dict[str, list[float]] = {}
+    empty = 0
+    cold_start = None
+    for kind, path in source_files():
+        text = path.read_text()
+        lines = text.split("\n")
+        uri = path.as_uri()
+        version = 1
+        # lines to retype: non-trivial code lines spread over the file
+        syn = SyntaxDocument(registry().for_language_id("python"), text)
+        starts = [0]
+        for ln in lines:
+            starts.append(starts[-1] + len(ln) + 1)
+        targets = [
+            i for i, ln in enumerate(lines)
+            if 20 <= len(ln.strip()) <= 60 and any(c in ln for c in "=(")
+            and literal_at(syn, starts[i] + len(ln) - len(ln.lstrip()) + 1) is None
+        ]
+        targets = targets[:: max(1, len(targets) // args.lines)][: args.lines]
+        doc_lines = list(lines)
+        for i in targets:
+            doc_lines[i] = ""
+        doc = "\n".join(doc_lines)
+        client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(uri=uri, language_id="python", version=version, text=doc)
+            )
+        )
+        for i in targets:
+            line = lines[i]
+            for col, ch in enumerate(line):
+                version += 1
+                pos = types.Position(line=i, character=col)
+                client.text_document_did_change(
+                    types.DidChangeTextDocumentParams(
+                        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                        content_changes=[types.TextDocumentContentChangePartial(range=types.Range(start=pos, end=pos), text=ch)],
+                    )
+                )
+                await asyncio.sleep(args.keystroke_ms / 1000)
+                if ch in " .(,=:" and col >= len(line) - len(line.lstrip()):
+                    t0 = time.perf_counter()
+                    res = await client.text_document_inline_completion_async(
+                        types.InlineCompletionParams(
+                            text_document=types.TextDocumentIdentifier(uri=uri),
+                            position=types.Position(line=i, character=col + 1),
+                            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+                        )
+                    )
+                    ms = (time.perf_counter() - t0) * 1000
+                    if cold_start is None:
+                        cold_start = (time.perf_counter() - t_spawn) * 1000
+                    latencies.setdefault(f"{kind}:{path.name}", []).append(ms)
+                    empty += not res.items
+        client.text_document_did_close(types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri)))
+    status = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="dg-lsp.status"))
+    rss = peak_rss_mb(client._server.pid)
+    await client.shutdown_async(None)
+    client.exit(None)
+    await client.stop()
+    allv = [v for vs in latencies.values() for v in vs]
+    return {
+        "requests": len(allv),
+        "empty_results": empty,
+        "p50_ms": pct(allv, 50),
+        "p95_ms": pct(allv, 95),
+        "p99_ms": pct(allv, 99),
+        "per_file": {k: {"n": len(v), "p50_ms": pct(v, 50), "p99_ms": pct(v, 99)} for k, v in latencies.items()},
+        "cold_start_to_first_completion_ms": cold_start,
+        "server_peak_rss_mb": rss,
+        "server": status.get("stats"),
+        "model": status.get("model"),
+    }
+
+
+def side_by_side(args) -> dict:
+    import torch
+    from transformers import DynamicCache, Gemma3ForCausalLM, Gemma3TextConfig
+
+    from dg_lsp.engine import Engine
+
+    engine = Engine.load(args.model, device=args.device or "cpu")
+    model, tok = engine.model, engine.tokenizer
+    text = Path(sysconfig.get_paths()["stdlib"], "argparse.py").read_text()
+    cut = text.find("def parse_known_args")
+    prefix, suffix = text[max(0, cut - 2500) : cut + 40], text[cut + 40 : cut + 800]
+    prompt = engine.prompt(prefix, suffix)
+    steps = engine.settings.max_steps
+    out: dict = {"steps": steps, "prompt_tokens": len(prompt.ids)}
+
+    # a. our loop vs generate(), same checkpoint, same step budget, one canvas
+    def ours() -> float:
+        engine.cache.reset()
+        t0 = time.perf_counter()
+        engine.infill(prefix, suffix, max_new_tokens=engine.canvas_length, seed=0)
+        return time.perf_counter() - t0
+
+    def hf_generate() -> float:
+        ids = torch.tensor([prompt.ids], device=engine.device)
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            model.generate(ids, max_new_tokens=engine.canvas_length, max_denoising_steps=steps)
+        return time.perf_counter() - t0
+
+    ours(), hf_generate()  # warm-up
+    t_ours = statistics.median(ours() for _ in range(args.repeats))
+    t_hf = statistics.median(hf_generate() for _ in range(args.repeats))
+    out["generate_vs_ours"] = {"ours_ms": t_ours * 1000, "generate_ms": t_hf * 1000, "speedup": t_hf / t_ours}
+
+    # b. autoregressive causal LM of the same width/depth/vocab, KV cache, greedy
+    tc = model.config.get_text_config()
+    ar_cfg = Gemma3TextConfig(
+        vocab_size=tc.vocab_size, hidden_size=tc.hidden_size, intermediate_size=tc.intermediate_size,
+        num_hidden_layers=tc.num_hidden_layers, num_attention_heads=tc.num_attention_heads,
+        num_key_value_heads=tc.num_key_value_heads, head_dim=tc.head_dim,
+        layer_types=["full_attention"] * tc.num_hidden_layers, max_position_embeddings=4096,
+    )
+    ar = Gemma3ForCausalLM(ar_cfg).to(engine.device).eval()
+    ids = torch.tensor([prompt.ids], device=engine.device)
+    out["autoregressive"] = {}
+    for n in (8, 32, 128):
+        def ar_run() -> float:
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                ar.generate(ids, max_new_tokens=n, min_new_tokens=n, do_sample=False)
+            return time.perf_counter() - t0
+
+        def dg_run() -> float:
+            engine.cache.reset()
+            t0 = time.perf_counter()
+            # n tokens: canvases of the engine's length, no early EOS allowed to shorten the work
+            engine.infill(prefix, suffix, max_new_tokens=n, canvas_length=min(n, engine.canvas_length), seed=0,
+                          logits_hook=lambda logits, _c: logits[..., engine.eos_ids].fill_(float("-inf")))
+            return time.perf_counter() - t0
+
+        ar_run(), dg_run()
+        t_ar = statistics.median(ar_run() for _ in range(args.repeats))
+        t_dg = statistics.median(dg_run() for _ in range(args.repeats))
+        out["autoregressive"][n] = {
+            "ar_tokens_per_s": n / t_ar, "ours_tokens_per_s": n / t_dg, "ratio": t_ar / t_dg,
+            "ar_ms": t_ar * 1000, "ours_ms": t_dg * 1000,
+        }
+    return out
+
+
+def markdown(res: dict) -> str:
+    t = res["typing"]
+    lines = [
+        f"Model: {t['model']['path'] if t.get('model') else '?'}; device {res['device']}; "
+        f"{res['machine']}",
+        "",
+        "| metric | value |",
+        "| --- | --- |",
+        f"| inline completion p50 / p95 / p99 | {t['p50_ms']:.0f} / {t['p95_ms']:.0f} / {t['p99_ms']:.0f} ms ({t['requests']} requests) |",
+        f"| cold start to first completion | {t['cold_start_to_first_completion_ms']:.0f} ms |",
+        f"| server peak RSS | {t['server_peak_rss_mb']:.0f} MB |",
+    ]
+    s = t.get("server") or {}
+    if s:
+        med = s.get("median_ms", {})
+        phases = ", ".join(f"{k} {v:.1f}" for k, v in sorted(med.items()))
+        lines += [
+            f"| per-phase medians (ms) | {phases} |",
+            f"| denoising steps per request (mean) | {s.get('denoising_steps_mean', 0):.1f} |",
+            f"| tokens per forward | {s.get('tokens_per_forward', 0):.2f} |",
+            f"| prompt-cache reuse (mean share of prompt) | {s.get('prompt_cache_reuse_mean', 0):.2f} |",
+        ]
+    for k, v in t["per_file"].items():
+        lines.append(f"| {k} p50 / p99 | {v['p50_ms']:.0f} / {v['p99_ms']:.0f} ms (n={v['n']}) |")
+    sb = res.get("side_by_side")
+    if sb:
+        g = sb["generate_vs_ours"]
+        lines.append(f"| ours vs generate(), {sb['steps']} steps | {g['ours_ms']:.0f} vs {g['generate_ms']:.0f} ms: {g['speedup']:.2f}x |")
+        for n, v in sb["autoregressive"].items():
+            lines.append(
+                f"| {n}-token middle: ours vs autoregressive | {v['ours_tokens_per_s']:.0f} vs {v['ar_tokens_per_s']:.0f} tok/s: {v['ratio']:.2f}x |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None, help="checkpoint directory (default: embedded)")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--lines", type=int, default=6, help="lines retyped per file")
+    ap.add_argument("--keystroke-ms", type=float, default=60.0)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--skip-side-by-side", action="store_true")
+    ap.add_argument("--log-file", default=None, help="server log file")
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "bench" / "latency.json")
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    res = {
+        "command": " ".join(sys.argv),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "device": args.device or "auto",
+        "typing": asyncio.run(typing_replay(args)),
+    }
+    if not args.skip_side_by_side:
+        res["side_by_side"] = side_by_side(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=2, default=str) + "\n")
+    print(markdown(res))
+
+
+if __name__ == "__main__":
+    main()
