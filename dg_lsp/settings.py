@@ -91,8 +91,8 @@ def decode(raw: Any, base: Settings = DEFAULTS) -> tuple[Settings, list[str]]:
     problems: list[str] = []
     for key, value in raw.items():
         field = FIELDS.get(key)
-        if field is None:
-            continue  # unknown keys are ignored (other tools share the section)
+        if field is None or value is None:
+            continue  # unknown keys are ignored (other tools share the section); null means unset
         try:
             one = msgspec.convert({key: value}, Settings)
         except msgspec.ValidationError as exc:

@@ -95,3 +95,12 @@ def test_hub_id_not_in_cache_is_not_downloaded(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     with pytest.raises(ModelLoadError, match="never downloads"):
         Engine.load("google/diffusiongemma-26B-A4B-it")
+
+
+def test_decoded_middles_hold_no_junk(engine: Engine):
+    import re
+
+    junk = re.compile("[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f]")
+    for seed in range(8):
+        assert not junk.search(engine.infill("def f():\n    ", "\n", seed=seed).text)
+        assert not junk.search(engine.rewrite("x = ", "foo(1)", "\n", seed=seed).text)

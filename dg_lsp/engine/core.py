@@ -13,6 +13,7 @@ One worker thread owns an Engine; it is not thread-safe.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -36,6 +37,9 @@ class InfillResult:
     timings: dict[str, float] = field(default_factory=dict)  # ms per phase
     cached_tokens: int = 0  # prompt tokens reused from the cache
     prompt_tokens: int = 0
+
+
+_JUNK = re.compile("[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class PromptCache:
@@ -223,7 +227,9 @@ class Engine:
         return ids, False
 
     def decode(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        """Text of ``ids``; bytes that do not form UTF-8 and control characters are dropped."""
+        text = self.tokenizer.decode(list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        return _JUNK.sub("", text)
 
     # ----------------------------------------------------------------- operations
     @torch.inference_mode()
