@@ -104,14 +104,7 @@ class DgLanguageServer(LanguageServer):
         try:
             engine = await asyncio.get_running_loop().run_in_executor(
                 self.worker.pool,
-                lambda: Engine.load(
-                    s.model,
-                    device=s.device,
-                    dtype=s.dtype,
-                    trust_remote_code=s.trust_remote_code,
-                    layout=s.prompt_layout,
-                    threads=s.threads,
-                ),
+                lambda: _load_and_warm(s),
             )
         except Exception as exc:
             msg = str(exc) if isinstance(exc, ModelLoadError) else f"{type(exc).__name__}: {exc}"
@@ -210,6 +203,19 @@ class DgLanguageServer(LanguageServer):
 
     def shutdown_worker(self) -> None:
         self.worker.shutdown()
+
+
+def _load_and_warm(s: Settings) -> Engine:
+    engine = Engine.load(
+        s.model,
+        device=s.device,
+        dtype=s.dtype,
+        trust_remote_code=s.trust_remote_code,
+        layout=s.prompt_layout,
+        threads=s.threads,
+    )
+    log.info("warm-up infill took %.0f ms", engine.warmup())
+    return engine
 
 
 def create_server(model: str | None = None, device: str | None = None) -> DgLanguageServer:

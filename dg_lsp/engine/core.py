@@ -176,6 +176,13 @@ class Engine:
             "threads": torch.get_num_threads(),
         }
 
+    def warmup(self) -> float:
+        """One short infill so the first real request does not pay for lazy initialisation; ms."""
+        t0 = time.perf_counter()
+        self.infill("x = ", "\n", max_new_tokens=8, canvas_length=8, steps=2)
+        self.cache.reset()
+        return (time.perf_counter() - t0) * 1000
+
     # ----------------------------------------------------------------- pieces
     def count_tokens(self, text: str) -> int:
         return len(encode_text(self.tokenizer, text))
