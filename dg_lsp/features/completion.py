@@ -25,6 +25,16 @@ def word_before(text: str, offset: int) -> str:
     return _WORD.search(text[max(0, offset - 100) : offset]).group(0)
 
 
+def _documentation(ls: "DgLanguageServer", language: str, text: str) -> types.MarkupContent | str:
+    """The infill as a code block where the client renders Markdown, else as a plain string."""
+    td = ls.client_capabilities.text_document
+    item = td.completion.completion_item if td and td.completion else None
+    formats = (item.documentation_format or []) if item else []
+    if types.MarkupKind.Markdown in formats:
+        return types.MarkupContent(kind=types.MarkupKind.Markdown, value=f"```{language}\n{text}\n```")
+    return text
+
+
 def register(server: "DgLanguageServer") -> None:
     @server.feature(
         types.TEXT_DOCUMENT_COMPLETION,
@@ -45,7 +55,7 @@ def register(server: "DgLanguageServer") -> None:
             label=label,
             kind=types.CompletionItemKind.Snippet if lines > 1 else types.CompletionItemKind.Text,
             detail=f"dg-lsp infill ({lines} line{'s' if lines > 1 else ''})",
-            documentation=types.MarkupContent(kind=types.MarkupKind.Markdown, value=f"```{snap.spec.name}\n{prop.text}\n```"),
+            documentation=_documentation(ls, snap.spec.name, prop.text),
             filter_text=word_before(snap.text, prop.offset) + first,
             sort_text="0",
             insert_text_format=types.InsertTextFormat.PlainText,
