@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 CACHE = Path(os.environ.get("DG_LSP_TEST_CACHE", ROOT / ".cache" / "tests"))
@@ -33,3 +37,14 @@ def server_command(model: Path | None = None, *extra: str) -> list[str]:
     if model is not None:
         cmd += ["--model", str(model)]
     return cmd + list(extra)
+
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=server_command(TINY)), scope="module")
+async def client(lsp_client: LanguageClient):
+    """One server per test module, on the tiny checkpoint, initialised like an editor."""
+    from lsp_helpers import CAPABILITIES, close
+
+    await lsp_client.initialize_session(types.InitializeParams(capabilities=CAPABILITIES))
+    yield
+    await close(lsp_client)

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import pytest
-import pytest_lsp
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import LanguageClient
 
-from conftest import DATA, TINY, server_command
-from lsp_helpers import CAPABILITIES, apply_edit, close, open_doc, utf16_offset
+from conftest import DATA
+from lsp_helpers import apply_edit, open_doc, utf16_offset
 
 HOLES = (DATA / "code_actions" / "holes.py").read_text()
-
-
-@pytest_lsp.fixture(config=ClientServerConfig(server_command=server_command(TINY)), scope="module")
-async def client(lsp_client: LanguageClient):
-    await lsp_client.initialize_session(types.InitializeParams(capabilities=CAPABILITIES))
-    yield
-    await close(lsp_client)
 
 
 def pos(text: str, needle: str, after: bool = False) -> types.Position:

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import LanguageClient
 
-from conftest import DATA, TINY, server_command
-from lsp_helpers import CAPABILITIES, apply_edit, close, open_doc, utf16_offset
+from conftest import DATA
+from lsp_helpers import apply_edit, open_doc, utf16_offset
 from test_inline_completion import error_count, positions
 
 SAMPLE = (DATA / "completion" / "sample.py").read_text()
-
-
-@pytest_lsp.fixture(config=ClientServerConfig(server_command=server_command(TINY)), scope="module")
-async def client(lsp_client: LanguageClient):
-    await lsp_client.initialize_session(types.InitializeParams(capabilities=CAPABILITIES))
-    yield
-    await close(lsp_client)
 
 
 async def test_items_apply_cleanly(client: LanguageClient):

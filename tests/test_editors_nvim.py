@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CACHE, DATA, ROOT, TINY, server_command
+from conftest import DATA, ROOT, TINY, server_command
 
 EDITORS = ROOT / ".cache" / "editors"
 NVIM_DATA = DATA / "editors" / "nvim"

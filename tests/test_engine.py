@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 import torch
-from transformers import DiffusionGemmaForBlockDiffusion, DynamicCache
+from transformers import DynamicCache
 
-from conftest import CACHE, TINY
+from conftest import TINY
 from dg_lsp.engine import Engine, ModelLoadError
 from dg_lsp.engine.prompt import build_prompt
 

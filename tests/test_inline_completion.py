@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest_lsp
 import tree_sitter
 import tree_sitter_python
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import LanguageClient
 
-from conftest import DATA, TINY, server_command
-from lsp_helpers import CAPABILITIES, apply_edit, close, open_doc, utf16_offset
+from conftest import DATA
+from lsp_helpers import apply_edit, open_doc, utf16_offset
 
 SAMPLE = (DATA / "completion" / "sample.py").read_text()
 PY = tree_sitter.Language(tree_sitter_python.language())
@@ -26,13 +23,6 @@ def error_count(text: str) -> int:
         n += node.is_error or node.is_missing
         stack.extend(node.children)
     return n
-
-
-@pytest_lsp.fixture(config=ClientServerConfig(server_command=server_command(TINY)), scope="module")
-async def client(lsp_client: LanguageClient):
-    await lsp_client.initialize_session(types.InitializeParams(capabilities=CAPABILITIES))
-    yield
-    await close(lsp_client)
 
 
 def positions(text: str) -> list[types.Position]:

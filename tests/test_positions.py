@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import pytest
-import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import LanguageClient
 
-from conftest import TINY, server_command
-from lsp_helpers import CAPABILITIES, close, open_doc, position_of
+from lsp_helpers import open_doc, position_of
 
 CURSOR = "<|cursor|>"
 CASES = [
@@ -17,13 +15,6 @@ CASES = [
     ("const 名前 = '🎉'; const n = <|cursor|>名前.length;\n", "javascript", "x.js"),
     ('fn main() { let s = "日本語😀"; let n = <|cursor|>s.len(); }\n', "rust", "x.rs"),
 ]
-
-
-@pytest_lsp.fixture(config=ClientServerConfig(server_command=server_command(TINY)), scope="module")
-async def client(lsp_client: LanguageClient):
-    await lsp_client.initialize_session(types.InitializeParams(capabilities=CAPABILITIES))
-    yield
-    await close(lsp_client)
 
 
 @pytest.mark.parametrize("marked,language,name", CASES)
