@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from dg_lsp.context import Cut, LanguageSpec, SyntaxDocument, completion_mode, cut_context
+from dg_lsp.context import LanguageSpec, SyntaxDocument, completion_mode, cut_context
 from dg_lsp.engine import Engine, InfillResult
 from dg_lsp.postprocess import finish
 from dg_lsp.settings import Settings
@@ -27,10 +27,6 @@ class Proposal:
     reason: str = ""
     result: InfillResult | None = None
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def cut(engine: Engine, doc: SyntaxDocument, offset: int, settings: Settings, invoked: bool) -> Cut:
-    return cut_context(doc, offset, engine.count_tokens, settings.context_tokens, invoked=invoked)
 
 
 def propose(
@@ -50,7 +46,7 @@ def propose(
     t_mode = time.perf_counter()
     if mode == "none":
         return Proposal("", offset, 0, mode, reason="no completion at this position")
-    c = cut(engine, doc, offset, settings, invoked)
+    c = cut_context(doc, offset, engine.count_tokens, settings.context_tokens, invoked=invoked)
     t_cut = time.perf_counter()
     max_tokens = settings.max_tokens if mode == "multi" else min(settings.max_tokens, engine.canvas_length)
     res = engine.infill(

@@ -46,7 +46,6 @@ class Worker:
     def __init__(self) -> None:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dg-lsp-model")
         self.latest: dict[str, Ticket] = {}
-        self.running = 0
 
     def ticket(self, key: str | None, *, supersede: bool = True) -> Ticket:
         """A ticket for a new job; with ``supersede`` an older job on ``key`` is cancelled."""
@@ -73,11 +72,7 @@ class Worker:
 
         def job() -> T:
             t.check()
-            self.running += 1
-            try:
-                return fn(*args)
-            finally:
-                self.running -= 1
+            return fn(*args)
 
         fut = loop.run_in_executor(self.pool, job)
         try:
@@ -87,9 +82,6 @@ class Worker:
             raise
         finally:
             self.release(t)
-
-    def submit(self, fn: Callable[..., T], *args: Any):
-        return self.pool.submit(fn, *args)
 
     def shutdown(self) -> None:
         for t in list(self.latest.values()):

@@ -11,7 +11,3 @@ def temperature(step_remaining: int, max_steps: int, t_min: float, t_max: float)
     """
     return t_min + (t_max - t_min) * (step_remaining / max_steps)
 
-
-def renoise_fraction(strength: float) -> float:
-    """Fraction of a starting canvas (rewrite selection) replaced by uniform noise."""
-    return min(1.0, max(0.0, strength))

@@ -158,7 +158,7 @@ def register(server: "DgLanguageServer") -> None:
             offers.append((REWRITE_TITLE, "rewrite", REWRITE_KIND, {**base, "kind": "rewrite", "start": start, "end": end}))
         found = _region_holes(snap, start, end) if wanted(FILL_KIND) else None
         if found is not None:
-            (r0, r1), holes = found
+            _, holes = found
             title = f"{FILL_TITLE}: {len(holes)} hole{'s' if len(holes) != 1 else ''}"
             offers.append((title, "fill", FILL_KIND, {**base, "kind": "fill", "start": start, "end": end}))
         actions = []
