@@ -14,7 +14,6 @@ One worker thread owns an Engine; it is not thread-safe.
 from __future__ import annotations
 
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -118,7 +117,6 @@ class Engine:
         self.eos_ids = self._eos_ids()
         self.banned = self._banned_ids()
         self.cache = PromptCache(self.model)
-        self.lock = threading.Lock()
         if threads and self.device == "cpu":
             torch.set_num_threads(threads)
 
