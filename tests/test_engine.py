@@ -104,3 +104,15 @@ def test_decoded_middles_hold_no_junk(engine: Engine):
     for seed in range(8):
         assert not junk.search(engine.infill("def f():\n    ", "\n", seed=seed).text)
         assert not junk.search(engine.rewrite("x = ", "foo(1)", "\n", seed=seed).text)
+
+
+def test_sample_categorical_matches_the_distribution():
+    """Inverse-CDF sampling draws each token at its probability and never a zero one."""
+    from dg_lsp.engine.sampler import sample_categorical
+
+    g = torch.Generator()
+    g.manual_seed(0)
+    probs = torch.tensor([[0.1, 0.0, 0.6, 0.3]]).repeat(100_000, 1)
+    counts = torch.bincount(sample_categorical(probs, g), minlength=4).float() / probs.shape[0]
+    assert counts[1] == 0
+    assert torch.allclose(counts, probs[0], atol=0.01)
