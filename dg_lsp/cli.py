@@ -79,8 +79,18 @@ def main(argv: list[str] | None = None) -> int:
         host, _, port = args.tcp.rpartition(":")
         server.start_tcp(host or "127.0.0.1", int(port))
     else:
-        server.start_io()
+        server.start_io(sys.stdin.buffer, _protocol_stdout())
     return 0
+
+
+def _protocol_stdout():
+    """A private handle on stdout for the protocol; fd 1 and ``sys.stdout`` then point at
+    stderr, so a stray ``print`` or a C library's write can never corrupt the LSP stream."""
+    out = os.fdopen(os.dup(1), "wb")
+    sys.stdout.flush()
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return out
 
 
 def _utf16_to_index(line: str, character: int) -> int:

@@ -17,7 +17,7 @@ from pygls.workspace import TextDocument
 from dg_lsp import __version__
 from dg_lsp.context import LanguageSpec, SyntaxDocument, registry
 from dg_lsp.engine import Engine, ModelLoadError
-from dg_lsp.protocol import DgProtocol
+from dg_lsp.protocol import DgProtocol, is_parse_error
 from dg_lsp.settings import DEFAULTS, Settings, decode, model_key
 from dg_lsp.stats import Stats
 from dg_lsp.worker import Worker
@@ -31,6 +31,7 @@ class Snapshot:
 
     uri: str
     version: int | None
+    revision: int  # bumped by the server on every didOpen/didChange, whatever the client's version
     text: str
     doc: TextDocument
     syntax: SyntaxDocument
@@ -44,12 +45,41 @@ class DgLanguageServer(LanguageServer):
         self.device_override = device_override
         self.settings: Settings = self.base_settings()
         self.syntax: dict[str, SyntaxDocument] = {}
+        self.revisions: dict[str, int] = {}
         self.worker = Worker()
         self.stats = Stats()
         self.engine: Engine | None = None
         self.load_error: str | None = None
         self._loaded_key: tuple[Any, ...] | None = None
         self._load_future: asyncio.Future | None = None
+
+    def start_io(self, stdin: Any = None, stdout: Any = None) -> None:
+        """Serve over stdio with dg-lsp's message loop (``dg_lsp.transport``)."""
+        import sys
+        import threading
+
+        from pygls.io_ import StdinAsyncReader, StdoutWriter
+
+        from dg_lsp.transport import run_stdio
+
+        self._stop_event = threading.Event()
+        reader = StdinAsyncReader(stdin or sys.stdin.buffer, self.thread_pool)
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        try:
+            asyncio.run(run_stdio(self._stop_event, reader, self.protocol, self.report_server_error))
+        except BrokenPipeError:
+            log.error("the client closed the connection: shutting down")
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            self.shutdown()
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """A body that is not JSON is answered with ParseError; other errors as pygls does."""
+        if is_parse_error(error):
+            self.protocol.parse_error(error)
+            return
+        super().report_server_error(error, source)
 
     # ------------------------------------------------------------------ settings
     def base_settings(self) -> Settings:
@@ -158,6 +188,12 @@ class DgLanguageServer(LanguageServer):
         else:
             current.update(doc.source)
 
+    def bump_revision(self, uri: str) -> None:
+        self.revisions[uri] = self.revisions.get(uri, 0) + 1
+
+    def revision(self, uri: str) -> int:
+        return self.revisions.get(uri, 0)
+
     def snapshot(self, uri: str) -> Snapshot | None:
         """The open document at ``uri`` with its syntax tree; None for unsupported languages.
 
@@ -173,7 +209,7 @@ class DgLanguageServer(LanguageServer):
         if uri not in self.syntax:
             self.sync_document(uri)
         syn = self.syntax[uri]
-        return Snapshot(uri, doc.version, doc.source, doc, syn, spec)
+        return Snapshot(uri, doc.version, self.revision(uri), doc.source, doc, syn, spec)
 
     def offset_of(self, snap: Snapshot, position: types.Position) -> int:
         """Code-point offset of an LSP position (UTF-16 or as negotiated); InvalidParams outside."""

@@ -77,9 +77,12 @@ async def _compute(ls: "DgLanguageServer", data: dict[str, Any]) -> types.Worksp
     snap = ls.snapshot(uri)
     if snap is None:
         return None
-    if data.get("version") != snap.version:
+    if data.get("version") != snap.version or data.get("rev") != snap.revision:
         raise ContentModified(f"{uri} changed since the code action was offered")
-    start, end = int(data["start"]), int(data["end"])
+    try:
+        start, end = int(data["start"]), int(data["end"])
+    except (KeyError, TypeError, ValueError):
+        raise JsonRpcInvalidParams("code action data has no valid start/end") from None
     if not (0 <= start <= end <= len(snap.text)):
         raise JsonRpcInvalidParams("code action range is outside the document")
     engine = await ls.get_engine()
@@ -90,7 +93,7 @@ async def _compute(ls: "DgLanguageServer", data: dict[str, Any]) -> types.Worksp
     doc = ls.workspace.text_documents.get(uri)
 
     def outdated() -> bool:
-        return ticket.cancelled or doc is None or doc.version != snap.version
+        return ticket.cancelled or doc is None or doc.version != snap.version or ls.revision(uri) != snap.revision
 
     kind = data.get("kind")
     text = snap.text
@@ -153,7 +156,7 @@ def register(server: "DgLanguageServer") -> None:
             return not only or any(kind == str(k) or kind.startswith(str(k) + ".") for k in only)
 
         offers: list[tuple[str, str, str, dict[str, Any]]] = []
-        base = {"uri": uri, "version": snap.version}
+        base = {"uri": uri, "version": snap.version, "rev": snap.revision}
         if end > start and wanted(REWRITE_KIND):
             offers.append((REWRITE_TITLE, "rewrite", REWRITE_KIND, {**base, "kind": "rewrite", "start": start, "end": end}))
         found = _region_holes(snap, start, end) if wanted(FILL_KIND) else None

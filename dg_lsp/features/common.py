@@ -37,7 +37,7 @@ async def proposal_at(
     doc = ls.workspace.text_documents.get(uri)
 
     def outdated() -> bool:
-        return ticket.cancelled or doc is None or doc.version != snap.version
+        return ticket.cancelled or doc is None or doc.version != snap.version or ls.revision(uri) != snap.revision
 
     def run() -> Proposal:
         ticket.check()

@@ -13,12 +13,14 @@ if TYPE_CHECKING:
 def register(server: "DgLanguageServer") -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: "DgLanguageServer", params: types.DidOpenTextDocumentParams) -> None:
+        ls.bump_revision(params.text_document.uri)
         ls.sync_document(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: "DgLanguageServer", params: types.DidChangeTextDocumentParams) -> None:
         uri = params.text_document.uri
         # a completion computed for the old text is stale now
+        ls.bump_revision(uri)
         ls.worker.cancel_key(uri, "document changed")
         ls.sync_document(uri)
 
@@ -27,3 +29,4 @@ def register(server: "DgLanguageServer") -> None:
         uri = params.text_document.uri
         ls.worker.cancel_key(uri, "document closed")
         ls.syntax.pop(uri, None)
+        ls.bump_revision(uri)
