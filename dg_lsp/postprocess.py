@@ -3,6 +3,11 @@
 Pure functions over (language, prefix, middle, suffix) so that golden tests can drive
 them without a model. ``finish`` returns the text to insert and how many characters
 after the cursor it replaces (closing characters the middle already contains).
+
+Where a completion stops: a single-line completion at the end of its line; a multi-line one
+at the end of the block being filled (the first line indented less than the block body,
+:func:`stop_block`). A middle that adds syntax errors or unbalances brackets is cut to its
+longest valid prefix (whole lines, then token / word boundaries of the last line) or dropped.
 """
 
 from __future__ import annotations
@@ -11,8 +16,10 @@ import re
 from dataclasses import dataclass
 
 from dg_lsp.context import LanguageSpec, brackets_balanced, new_syntax_errors
+from dg_lsp.context.checks import first_new_error
 
 _CLOSERS = set(")]}>\"'`;,:")
+MAX_CANDIDATES = 32  # shorter middles tried before giving up
 
 
 @dataclass
@@ -26,6 +33,31 @@ class Finished:
 def stop_single_line(middle: str) -> str:
     """Single-line completions end at the end of the line."""
     return middle.split("\n", 1)[0].rstrip()
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t"))
+
+
+def stop_block(prefix: str, middle: str) -> str:
+    """Multi-line: end the middle where the block being filled ends.
+
+    The body's indentation is that of the middle's first non-blank line (with the text
+    before the cursor on its line); the first later line indented less belongs to an
+    enclosing block (``}``, ``end``, a dedented statement) and ends the middle.
+    """
+    lead = prefix.rsplit("\n", 1)[-1]
+    lines = middle.split("\n")
+    body: int | None = _indent(lead + lines[0]) if (lead + lines[0]).strip() else None
+    for i in range(1, len(lines)):
+        line = lines[i]
+        if not line.strip():
+            continue
+        if body is None:
+            body = _indent(line)
+        elif _indent(line) < body:
+            return "\n".join(lines[:i])
+    return middle
 
 
 def trim_multiline(middle: str) -> str:
@@ -61,45 +93,81 @@ def closers_after_cursor(suffix: str) -> str:
     return ""
 
 
+def replaced_closers(middle: str, suffix: str) -> int:
+    """How many characters after the cursor ``middle`` retypes: when the rest of the line is only
+    closing characters, the longest start of them that ``middle`` ends with (plus the spaces
+    before them); 0 otherwise."""
+    closers = closers_after_cursor(suffix)
+    if not closers:
+        return 0
+    rest = suffix.split("\n", 1)[0]
+    lead = len(rest) - len(rest.lstrip())
+    body = middle.rstrip()
+    for k in range(len(closers), 0, -1):
+        if body.endswith(closers[:k]):
+            return lead + k
+    return 0
+
+
 def is_valid(spec: LanguageSpec, prefix: str, middle: str, suffix: str) -> bool:
     """No new ERROR/MISSING nodes and the bracket balance of prefix + suffix is kept."""
     return new_syntax_errors(spec, prefix, middle, suffix) == 0 and brackets_balanced(spec, prefix, middle, suffix)
 
 
-def _candidates(middle: str) -> list[str]:
-    """Shorter versions of ``middle``: whole lines first, then word boundaries of the last line."""
-    out: list[str] = []
-    lines = middle.split("\n")
-    for n in range(len(lines) - 1, 0, -1):
-        out.append("\n".join(lines[:n]).rstrip())
-    first = lines[0]
-    for m in reversed(list(re.finditer(r"[\s,;(\[{]", first))):
-        out.append(first[: m.start()].rstrip())
-    return [c for c in dict.fromkeys(out) if c.strip()]
+def _candidates(middle: str, boundaries: list[int] | None = None) -> list[str]:
+    """Shorter versions of ``middle``, longest first: its prefixes at token ``boundaries``
+    (offsets into ``middle``), at line ends and at word boundaries (spaces, ``,;([{``)."""
+    ends = {m.start() for m in re.finditer(r"[\s,;(\[{]", middle)}
+    ends |= {m.start() for m in re.finditer("\n", middle)}
+    ends |= {b for b in boundaries or [] if 0 < b < len(middle)}
+    out = [middle[:e].rstrip() for e in sorted(ends, reverse=True)]
+    return [c for c in dict.fromkeys(out) if c.strip() and c != middle]
 
 
-def finish(spec: LanguageSpec | None, prefix: str, middle: str, suffix: str, mode: str) -> Finished:
-    """Turn a raw middle into what the editor inserts."""
+def shape(prefix: str, middle: str, suffix: str, mode: str) -> tuple[str, int]:
+    """Where the middle stops and what it replaces, before any syntax check: (text, replace)."""
+    text = stop_single_line(middle) if mode == "single" else trim_multiline(stop_block(prefix, middle))
+    replace = replaced_closers(text, suffix) if mode == "single" else 0
+    if replace:
+        return text.rstrip(), replace
+    text = trim_suffix_repeat(text, suffix)
+    return (text.rstrip() if mode == "single" else trim_multiline(text)), 0
+
+
+def finish(
+    spec: LanguageSpec | None,
+    prefix: str,
+    middle: str,
+    suffix: str,
+    mode: str,
+    boundaries: list[int] | None = None,
+) -> Finished:
+    """Turn a raw middle into what the editor inserts; ``boundaries``: token ends in ``middle``."""
     if mode == "none":
         return Finished("", reason="no completion here")
-    text = stop_single_line(middle) if mode == "single" else trim_multiline(middle)
-    replace = 0
-    closers = closers_after_cursor(suffix)
-    if closers and mode == "single" and text.rstrip().endswith(closers):
-        replace = len(suffix.split("\n", 1)[0].rstrip())
-        text = text.rstrip()
-    else:
-        text = trim_suffix_repeat(text, suffix)
-        text = text.rstrip() if mode == "single" else trim_multiline(text)
+    text, replace = shape(prefix, middle, suffix, mode)
     if not text.strip():
         return Finished("", reason="empty middle")
     if spec is None:
         return Finished(text, replace)
-    if is_valid(spec, prefix, text, suffix[replace:]):
-        return Finished(text, replace)
-    for cand in _candidates(text):
+    keep = _valid_replace(spec, prefix, text, suffix, replace)
+    if keep is not None:
+        return Finished(text, keep)
+    # no valid prefix ends after the first new error's token (bounded work on long middles)
+    err = first_new_error(spec, prefix, text, suffix[replace:])
+    limit = len(text) if err is None else err + 1
+    cands = [c for c in _candidates(text, boundaries) if len(c) <= limit][:MAX_CANDIDATES]
+    for cand in cands:
         # a shorter middle no longer ends with the closers it replaced: keep them
-        keep = replace if closers and cand.endswith(closers) else 0
-        if is_valid(spec, prefix, cand, suffix[keep:]):
+        keep = _valid_replace(spec, prefix, cand, suffix, replaced_closers(cand, suffix) if mode == "single" else 0)
+        if keep is not None:
             return Finished(cand, keep, truncated=True, reason="truncated to the longest valid prefix")
     return Finished("", reason="every prefix of the middle breaks the syntax")
+
+
+def _valid_replace(spec: LanguageSpec, prefix: str, middle: str, suffix: str, replace: int) -> int | None:
+    """``replace`` (or else 0) when ``middle`` is valid replacing that many characters; else None."""
+    for n in dict.fromkeys((replace, 0)):
+        if is_valid(spec, prefix, middle, suffix[n:]):
+            return n
+    return None

@@ -1,6 +1,13 @@
 """One completion from a document and a cursor: cut, infill, post-process.
 
 Shared by the LSP features and ``dg-lsp complete``. Runs on the worker thread.
+
+The canvas is sized to the hole: 16 tokens for the rest of a line, the model's canvas for a
+block body, a further canvas only when the line / block has not ended. With ``syntax_aware``
+(the default) the sampler runs under lexical constraints (``dg_lsp.engine.constraints``) and a
+middle that still adds a syntax error is repaired once: the canvas is denoised again, for a
+few steps, from the token before the first new error; then post-processing truncates it to
+its longest valid prefix, or drops it.
 """
 
 from __future__ import annotations
@@ -11,11 +18,17 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from dg_lsp.context import LanguageSpec, SyntaxDocument, completion_mode, cut_context
+from dg_lsp.context.checks import first_new_error
 from dg_lsp.engine import Engine, InfillResult
-from dg_lsp.postprocess import finish
+from dg_lsp.engine.constraints import HookChain, for_engine
+from dg_lsp.engine.sampler import LogitsHook
+from dg_lsp.postprocess import Finished, finish, shape
 from dg_lsp.settings import Settings
 
 log = logging.getLogger(__name__)
+
+LINE_CANVAS = 16  # tokens for the rest of a line (two canvases at most)
+REPAIR_STEPS = 3  # denoising steps of the repair pass
 
 
 @dataclass
@@ -38,7 +51,11 @@ def propose(
     *,
     invoked: bool = False,
     should_stop: Callable[[], bool] | None = None,
+    syntax_aware: bool = True,
+    hook: LogitsHook | None = None,
 ) -> Proposal:
+    """Complete at ``offset``. ``hook``: a logits hook run before the constraints (tests script
+    the model's proposal with it); ``syntax_aware=False`` turns constraints and repair off."""
     t0 = time.perf_counter()
     mode = completion_mode(doc, offset, invoked=invoked)
     if mode == "multi" and not settings.multiline:
@@ -48,25 +65,110 @@ def propose(
         return Proposal("", offset, 0, mode, reason="no completion at this position")
     c = cut_context(doc, offset, engine.count_tokens, settings.context_tokens, invoked=invoked)
     t_cut = time.perf_counter()
-    max_tokens = settings.max_tokens if mode == "multi" else min(settings.max_tokens, engine.canvas_length)
-    res = engine.infill(
-        c.prefix,
-        c.suffix,
-        max_new_tokens=max_tokens,
-        steps=settings.denoising_steps or None,
-        seed=settings.seed,
-        language=spec.name,
-        should_stop=should_stop,
-    )
+    gen = Generation(engine, spec, c.prefix, c.suffix, mode, settings, should_stop, syntax_aware, hook)
+    text, ids = gen.run("", [])
     t_inf = time.perf_counter()
-    done = finish(spec, c.prefix, res.text, c.suffix, mode)
+    done = finish(spec, c.prefix, text, c.suffix, mode, gen.boundaries(ids))
+    if syntax_aware and (done.truncated or not done.text):
+        done = gen.repair(text, ids, done)
     t_end = time.perf_counter()
+    res = gen.results[0]
     timings = {
         "parse_mode": (t_mode - t0) * 1000,
         "cut": (t_cut - t_mode) * 1000,
-        **{f"engine_{k}": v for k, v in res.timings.items()},
+        **{f"engine_{k}": sum(r.timings.get(k, 0.0) for r in gen.results) for k in res.timings},
         "postprocess": (t_end - t_inf) * 1000,
         "total": (t_end - t0) * 1000,
     }
-    log.debug("completion mode=%s raw=%r final=%r reason=%s timings=%s", mode, res.text, done.text, done.reason, timings)
+    log.debug("completion mode=%s raw=%r final=%r reason=%s timings=%s", mode, text, done.text, done.reason, timings)
     return Proposal(done.text, offset, done.replace, mode, done.reason, res, timings)
+
+
+class Generation:
+    """The canvases of one completion: sizes, constraints, continuation and repair."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        spec: LanguageSpec | None,
+        prefix: str,
+        suffix: str,
+        mode: str,
+        settings: Settings,
+        should_stop: Callable[[], bool] | None,
+        syntax_aware: bool,
+        hook: LogitsHook | None,
+    ):
+        self.engine, self.spec, self.mode, self.settings = engine, spec, mode, settings
+        self.prefix, self.suffix = prefix, suffix
+        self.should_stop = should_stop
+        cons = for_engine(engine, spec, prefix, suffix, mode) if syntax_aware and spec is not None else None
+        self.constraint = cons
+        self.hooks = HookChain(hook, cons)
+        if mode == "single":
+            self.length = min(LINE_CANVAS, engine.canvas_length)
+            self.budget = min(settings.max_tokens, 2 * self.length)
+        else:
+            self.length = engine.canvas_length
+            self.budget = max(settings.max_tokens, 1)
+        self.results: list[InfillResult] = []
+
+    def _ended(self, text: str) -> bool:
+        """Whether the line (single) or the block (multi) being filled has ended in ``text``."""
+        if self.mode == "single":
+            return "\n" in text
+        from dg_lsp.postprocess import stop_block
+
+        return stop_block(self.prefix, text) != text
+
+    def run(self, text: str, ids: list[int], steps: int | None = None, repair: bool = False) -> tuple[str, list[int]]:
+        """Denoise canvases after ``prefix + text`` (``text``: the middle so far, of tokens ``ids``)
+        until EOS, the end of the line / block, or the budget; ``steps``: one canvas of that many."""
+        ids = list(ids)
+        while len(ids) < self.budget:
+            n = min(self.length, self.budget - len(ids))
+            self.hooks.begin(ids, final=True, left=self.budget - len(ids) - n, repair=repair)
+            res = self.engine.infill(
+                self.prefix + text,
+                self.suffix,
+                max_new_tokens=n,
+                canvas_length=n,
+                steps=steps or self.settings.denoising_steps or None,
+                seed=self.settings.seed + len(self.results),
+                language=self.spec.name if self.spec is not None else "code",
+                should_stop=self.should_stop,
+                logits_hook=self.hooks if self.hooks.hooks else None,
+            )
+            self.results.append(res)
+            ids += res.token_ids
+            text += res.text
+            if res.hit_eos or self._ended(text) or steps is not None:
+                break
+        return text, ids
+
+    def boundaries(self, ids: list[int]) -> list[int]:
+        """Offsets in the decoded middle where each token ends."""
+        out, pos = [], 0
+        for t in ids:
+            pos += len(self.engine.decode([t]))
+            out.append(pos)
+        return out
+
+    def repair(self, text: str, ids: list[int], done: Finished) -> Finished:
+        """Re-denoise from the token before the first new syntax error; keep the better answer."""
+        if self.spec is None or not text.strip():
+            return done
+        shaped, replace = shape(self.prefix, text, self.suffix, self.mode)
+        err = first_new_error(self.spec, self.prefix, shaped, self.suffix[replace:])
+        if err is None:
+            return done
+        bounds = self.boundaries(ids)
+        k = sum(1 for b in bounds if b <= err)  # tokens wholly before the error
+        k = max(0, k - 1)  # and the one before it is re-noised too
+        keep = text[: bounds[k - 1]] if k else ""
+        again, again_ids = self.run(keep, ids[:k], steps=REPAIR_STEPS, repair=True)
+        fixed = finish(self.spec, self.prefix, again, self.suffix, self.mode, self.boundaries(again_ids))
+        if fixed.text and (not fixed.truncated or len(fixed.text) > len(done.text)):
+            fixed.reason = "repaired" + (" and truncated" if fixed.truncated else "")
+            return fixed
+        return done

@@ -38,10 +38,36 @@ def syntax_error_count(spec: LanguageSpec, text: str) -> int:
 
 
 def new_syntax_errors(spec: LanguageSpec, prefix: str, middle: str, suffix: str) -> int:
-    """How many more ERROR/MISSING nodes ``prefix+middle+suffix`` has than ``prefix+suffix``."""
-    with_middle = syntax_error_count(spec, prefix + middle + suffix)
-    without = syntax_error_count(spec, prefix + suffix)
-    return max(0, with_middle - without)
+    """How many ERROR/MISSING nodes ``prefix+middle+suffix`` has that ``prefix+suffix`` has not.
+
+    Nodes are matched by where they start (positions after the cursor shifted by the middle),
+    so a middle that removes one error and adds another elsewhere still adds one; an error
+    that was already open at the cursor (an unfinished call being typed) may grow over the middle.
+    """
+    return len(_new_error_starts(spec, prefix, middle, suffix))
+
+
+def _new_error_starts(spec: LanguageSpec, prefix: str, middle: str, suffix: str) -> list[int]:
+    """Start bytes (in ``prefix+middle+suffix``) of the ERROR/MISSING nodes the middle adds."""
+    if syntax_error_count(spec, prefix + middle + suffix) == 0:
+        return []
+    pb = len(prefix.encode("utf-8"))
+    mlen = len(middle.encode("utf-8"))
+    before: dict[int, int] = {}
+    for s in _error_starts(_parse(spec, prefix + suffix).root_node):
+        key = s if s < pb else s + mlen
+        before[key] = before.get(key, 0) + 1
+        if s == pb:
+            before[-1 - s] = before.get(-1 - s, 0) + 1  # an error at the cursor may start before or after the middle
+    out: list[int] = []
+    for s in sorted(_error_starts(_parse(spec, prefix + middle + suffix).root_node)):
+        for key in (s, -1 - s if s == pb else None):
+            if key is not None and before.get(key, 0) > 0:
+                before[key] -= 1
+                break
+        else:
+            out.append(s)
+    return out
 
 
 def _skip_ranges(spec: LanguageSpec, tree: tree_sitter.Tree) -> list[tuple[int, int]]:
@@ -88,15 +114,15 @@ def bracket_delta(spec: LanguageSpec, text: str) -> dict[str, int]:
 
 
 @functools.lru_cache(maxsize=16)
-def _bracket_delta(spec: LanguageSpec, text: str) -> tuple[tuple[str, int], ...]:
+def bracket_events(spec: LanguageSpec, text: str) -> tuple[tuple[int, str], ...]:
+    """(byte offset, bracket) of every bracket outside strings and comments, in order."""
     data = text.encode("utf-8")
     pairs = spec.brackets
-    delta = {open_: 0 for open_, _ in pairs}
     if not pairs:
         return ()
-    closer_of = {close: open_ for open_, close in pairs}
     pattern = re.compile(b"|".join(re.escape(t.encode()) for pair in pairs for t in pair))
     skips = _skip_ranges(spec, _parse(spec, text))
+    out: list[tuple[int, str]] = []
     k = 0
     for m in pattern.finditer(data):
         pos = m.start()
@@ -104,7 +130,15 @@ def _bracket_delta(spec: LanguageSpec, text: str) -> tuple[tuple[str, int], ...]
             k += 1
         if k < len(skips) and skips[k][0] <= pos:
             continue
-        tok = m.group().decode()
+        out.append((pos, m.group().decode()))
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=16)
+def _bracket_delta(spec: LanguageSpec, text: str) -> tuple[tuple[str, int], ...]:
+    delta = {open_: 0 for open_, _ in spec.brackets}
+    closer_of = {close: open_ for open_, close in spec.brackets}
+    for _, tok in bracket_events(spec, text):
         if tok in delta:
             delta[tok] += 1
         else:
@@ -112,6 +146,84 @@ def _bracket_delta(spec: LanguageSpec, text: str) -> tuple[tuple[str, int], ...]
     return tuple(delta.items())
 
 
+def closable_brackets(pairs: dict[str, str], prefix_stack: list[str], suffix_closes: list[str]) -> str:
+    """Closers a middle may use for brackets the prefix left open, innermost first.
+
+    ``prefix_stack``: openers the prefix leaves open (outermost first); ``suffix_closes``: closers
+    the suffix uses for brackets opened before it, in order. When the suffix starts by closing
+    the prefix's innermost brackets, they are its own and the middle may close none; when it
+    does not match, the middle may close the innermost ``len(prefix_stack) - len(suffix_closes)``.
+    """
+    p, u = prefix_stack, suffix_closes
+    if u and p and u[0] == pairs[p[-1]]:
+        return ""
+    n = max(0, len(p) - len(u))
+    return "".join(pairs[o] for o in reversed(p[len(p) - n :]))
+
+
 def brackets_balanced(spec: LanguageSpec, prefix: str, middle: str, suffix: str) -> bool:
-    """Whether ``middle`` keeps the bracket balance of ``prefix+suffix``."""
-    return _bracket_delta(spec, prefix + middle + suffix) == _bracket_delta(spec, prefix + suffix)
+    """Whether ``middle`` keeps the brackets of ``prefix+suffix`` at least as balanced.
+
+    The middle's own brackets must match and be closed within it; besides, it may close
+    (innermost first) only brackets the prefix left open and the suffix does not close
+    (:func:`closable_brackets`). Brackets inside strings and comments do not count.
+    """
+    pairs = dict(spec.brackets)
+    closer_of = {c: o for o, c in spec.brackets}
+    pb = len(prefix.encode("utf-8"))
+    mb = pb + len(middle.encode("utf-8"))
+    stack: list[str] = []
+    mid: list[str] = []
+    own: list[str] = []
+    used: list[str] = []
+    for pos, tok in bracket_events(spec, prefix + middle + suffix):
+        if pos < pb:
+            if tok in pairs:
+                stack.append(tok)
+            elif stack:
+                stack.pop()
+        elif pos < mb:
+            mid.append(tok)
+        elif tok in pairs:
+            own.append(tok)
+        elif own:
+            own.pop()
+        else:
+            used.append(tok)
+    closable = closable_brackets(pairs, stack, used)
+    opened: list[str] = []
+    closed = 0
+    for tok in mid:
+        if tok in pairs:
+            opened.append(tok)
+        elif opened:
+            if opened.pop() != closer_of[tok]:
+                return False
+        elif closed < len(closable) and closable[closed] == tok:
+            closed += 1
+        else:
+            return False
+    return not opened
+
+
+def first_new_error(spec: LanguageSpec, prefix: str, middle: str, suffix: str) -> int | None:
+    """Offset in ``middle`` (code points, clamped to it) of the first ERROR/MISSING node that
+    ``prefix+middle+suffix`` has and ``prefix+suffix`` has not; None when there is none."""
+    starts = _new_error_starts(spec, prefix, middle, suffix)
+    if not starts:
+        return None
+    pb = len(prefix.encode("utf-8"))
+    data = middle.encode("utf-8")
+    b = min(max(starts[0] - pb, 0), len(data))
+    return len(data[:b].decode("utf-8", "ignore"))
+
+
+def _error_starts(root: tree_sitter.Node) -> list[int]:
+    out: list[int] = []
+    stack = [root] if root.has_error else []
+    while stack:
+        node = stack.pop()
+        if node.is_error or node.is_missing:
+            out.append(node.start_byte)
+        stack.extend(c for c in node.children if c.has_error or c.is_missing)
+    return out

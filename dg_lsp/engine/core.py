@@ -278,6 +278,7 @@ class Engine:
                 generator=gen,
                 banned=self.banned,
                 logits_hook=logits_hook,
+                accept_hook=getattr(logits_hook, "accept", None),  # constraints re-noise infeasible tokens
                 should_stop=should_stop,
             )
             denoise_ms += (time.perf_counter() - t0) * 1000

@@ -3,10 +3,12 @@
 Per step (``r`` = steps remaining, from ``max_steps`` down to 1):
 
 1. logits = denoiser(canvas, self-conditioning logits)              # (1, L, V)
-2. constraints mask impossible tokens (control tokens, infeasible closers)
+2. constraints mask impossible tokens (control tokens; ``logits_hook``: infeasible closers,
+   EOS inside an open bracket or string -- see ``dg_lsp.engine.constraints``)
 3. temperature t(r) from t_max to t_min; sample a token per position
 4. accept the lowest-entropy positions while sum(entropy) - max(entropy) <= entropy_bound;
-   frozen positions (fixed text between holes) are always accepted
+   frozen positions (fixed text between holes) are always accepted; ``accept_hook`` may
+   reject sampled tokens that are infeasible after the accepted ones before them
 5. re-noise the rest with uniformly random tokens
 6. stop when the argmax canvas was stable for ``stability_threshold`` steps and the mean
    entropy is under ``confidence_threshold``; check cancellation before each step
@@ -69,6 +71,8 @@ def sample_categorical(probs: torch.Tensor, generator: torch.Generator) -> torch
 DenoiseFn = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 # (logits (1, L, V), argmax-so-far canvas (1, L)) -> None, edits logits in place
 LogitsHook = Callable[[torch.Tensor, torch.Tensor], None]
+# (sampled canvas (1, L), accepted positions (1, L) bool) -> accepted positions; may only un-accept
+AcceptHook = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -89,9 +93,15 @@ def denoise(
     frozen: torch.Tensor | None = None,
     banned: torch.Tensor | None = None,
     logits_hook: LogitsHook | None = None,
+    accept_hook: AcceptHook | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> DenoiseResult:
-    """Denoise ``canvas`` (1, L). ``frozen`` (1, L) bool marks positions kept as given."""
+    """Denoise ``canvas`` (1, L). ``frozen`` (1, L) bool marks positions kept as given.
+
+    ``logits_hook`` edits the logits before sampling (constraints mask infeasible tokens);
+    ``accept_hook`` may reject accepted positions (they are re-noised). Without hooks the
+    numerics are exactly those of the plain sampler.
+    """
     device = canvas.device
     canvas = canvas.clone()
     if frozen is None:
@@ -122,6 +132,8 @@ def denoise(
         keep_sorted = (torch.cumsum(sorted_e, dim=-1) - sorted_e) <= settings.entropy_bound
         accept = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted) | frozen
         sampled = torch.where(frozen, fixed_tokens, sampled)
+        if accept_hook is not None:
+            accept = accept_hook(sampled, accept) | frozen
         noise = torch.randint(0, vocab_size, canvas.shape, generator=generator, device=device)
         canvas = torch.where(accept, sampled, noise)
         self_cond = logits

@@ -1,0 +1,592 @@
+"""Lexical constraints while denoising: brackets, strings and comments stay feasible.
+
+Per language (``grammars/registry.json``): bracket pairs, string delimiters (which may span
+lines, which have no escapes, long strings such as Lua's ``[[...]]``) and comment
+delimiters. A small lexer (:class:`Lexicon.run`) walks text from a lexical state (code, inside a
+string, inside a comment) and reports the closers that pop brackets opened *before* the text
+and the openers the text leaves open.
+
+The same lexer gives every vocabulary token, from every lexical state, its effect once per
+(tokenizer, language) (:class:`TokenTable`), so the per-step hook is a short walk over the
+canvas plus one vectorized mask. :class:`CanvasConstraint` is that hook. On the middle it enforces
+
+* closers only for brackets the middle opened itself or that the prefix left open and the
+  suffix does not close (``closable``), innermost first;
+* EOS (or, in single-line mode, the end of the line) only when everything the middle opened is
+  closed and no string or comment it opened is still open;
+* on the last canvas, no more open brackets/literals than positions left to close them.
+
+The walk follows the canvas' argmax left to right, correcting an infeasible argmax to the best
+feasible token, so the argmax canvas the sampler returns is feasible by construction; the
+acceptance hook re-noises sampled tokens that are infeasible given the accepted tokens before them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import torch
+
+NEG_INF = float("-inf")
+CODE = 0  # lexical state id of plain code
+_ERR = "\x00"  # pops marker of a token that mismatches its own brackets: never feasible
+_BIG = 1 << 20
+MAX_BACKTRACKS = 8  # openers dropped per step because the model ends the middle before closing
+CLOSER_TOP_K = 5  # ...unless a closer is among its top choices where it ends
+
+
+# --------------------------------------------------------------------------- the lexer
+@dataclass(frozen=True)
+class Lexicon:
+    """One language's lexical data, from ``grammars/registry.json``."""
+
+    name: str
+    brackets: tuple[tuple[str, str], ...]
+    strings: tuple[str, ...]  # longest first
+    multiline: frozenset[str]
+    raw: frozenset[str]
+    long_strings: tuple[tuple[str, str], ...]
+    line_comment: str | None
+    block_comment: tuple[str, str] | None
+    comment_word_start: bool
+
+    @classmethod
+    def from_spec(cls, spec: Any) -> "Lexicon":
+        """Build from a ``LanguageSpec`` plus the lexer fields of its registry entry."""
+        extra = _registry_entry(str(spec.root), spec.name)
+        return cls(
+            name=spec.name,
+            brackets=tuple(spec.brackets),
+            strings=tuple(sorted(spec.strings, key=len, reverse=True)),
+            multiline=frozenset(extra.get("multiline_strings", ())),
+            raw=frozenset(extra.get("raw_strings", ())),
+            long_strings=tuple((str(o), str(c)) for o, c in extra.get("long_strings", ())),
+            line_comment=spec.line_comment,
+            block_comment=spec.block_comment,
+            comment_word_start=bool(extra.get("line_comment_word_start", False)),
+        )
+
+    # lexical states: 0 code, then one per (literal, escaped) -- see ``states``
+    @property
+    def states(self) -> list[tuple[str, str, str, bool]]:
+        """(kind, open, close, escaped) per state id; kind in code/str/line/block."""
+        return _states(self)
+
+    def closer_of(self, opener: str) -> str:
+        return dict(self.brackets)[opener]
+
+    def run(self, text: str, state: int = CODE, strict: bool = False) -> "Run":
+        """Lex ``text`` from ``state``; see :class:`Run`. ``strict``: a closer that does
+        not match the text's own innermost opener is an error (else it just pops it)."""
+        return _run(self, text, state, strict)
+
+
+@dataclass
+class Run:
+    state: int  # lexical state at the end
+    pops: str  # closers, in order, that closed brackets opened before the text
+    pushes: str  # openers the text leaves open, outermost first
+    error: bool = False  # a mismatched closer (strict) or a newline inside a one-line string
+    newline: bool = False  # a newline outside strings (ends a line of code)
+
+
+_REGISTRY_CACHE: dict[str, dict[str, Any]] = {}
+
+
+def _registry_entry(root: str, name: str) -> dict[str, Any]:
+    if root not in _REGISTRY_CACHE:
+        with open(f"{root}/registry.json", encoding="utf-8") as fh:
+            _REGISTRY_CACHE[root] = json.load(fh)
+    return _REGISTRY_CACHE[root].get(name, {})
+
+
+_STATES: dict[Lexicon, list[tuple[str, str, str, bool]]] = {}
+
+
+def _states(lx: Lexicon) -> list[tuple[str, str, str, bool]]:
+    if lx not in _STATES:
+        st: list[tuple[str, str, str, bool]] = [("code", "", "", False), ("line", "", "\n", False)]
+        if lx.block_comment:
+            st.append(("block", lx.block_comment[0], lx.block_comment[1], False))
+        for d in lx.strings:
+            st.append(("str", d, d, False))
+            if d not in lx.raw:
+                st.append(("str", d, d, True))
+        for o, c in lx.long_strings:
+            st.append(("str", o, c, False))
+        _STATES[lx] = st
+    return _STATES[lx]
+
+
+_STATE_IDS: dict[Lexicon, dict[tuple[str, str, str, bool], int]] = {}
+
+
+def _sid(lx: Lexicon, key: tuple[str, str, str, bool]) -> int:
+    if lx not in _STATE_IDS:
+        _STATE_IDS[lx] = {k: i for i, k in enumerate(_states(lx))}
+    return _STATE_IDS[lx][key]
+
+
+def _run(lx: Lexicon, text: str, state: int, strict: bool) -> Run:
+    states = _states(lx)
+    openers = {o: c for o, c in lx.brackets}
+    closers = {c: o for o, c in lx.brackets}
+    pops: list[str] = []
+    stack: list[str] = []
+    error = newline = False
+    i, n = 0, len(text)
+    kind, opn, close, escaped = states[state]
+    while i < n:
+        ch = text[i]
+        if kind == "code":
+            if ch == "\n":
+                newline = True
+                i += 1
+                continue
+            if lx.block_comment and text.startswith(lx.block_comment[0], i):
+                kind, opn, close, escaped = states[_sid(lx, ("block", *lx.block_comment, False))]
+                i += len(lx.block_comment[0])
+                continue
+            if lx.line_comment and text.startswith(lx.line_comment, i):
+                if not lx.comment_word_start or i == 0 or text[i - 1].isspace() or text[i - 1] in ";|&(":
+                    kind, opn, close, escaped = "line", "", "\n", False
+                    i += len(lx.line_comment)
+                    continue
+            hit = next((p for p in lx.long_strings if text.startswith(p[0], i)), None)
+            if hit is not None:
+                kind, opn, close, escaped = "str", hit[0], hit[1], False
+                i += len(hit[0])
+                continue
+            d = next((d for d in lx.strings if text.startswith(d, i)), None)
+            if d is not None:
+                kind, opn, close, escaped = "str", d, d, False
+                i += len(d)
+                continue
+            if ch in openers:
+                stack.append(ch)
+            elif ch in closers:
+                if stack:
+                    if stack[-1] != closers[ch] and strict:
+                        error = True
+                    stack.pop()
+                else:
+                    pops.append(ch)
+            i += 1
+        elif kind == "str":
+            if escaped:
+                escaped = False
+                i += 1
+                continue
+            if ch == "\\" and opn not in lx.raw and close == opn:
+                escaped = True
+                i += 1
+                continue
+            if text.startswith(close, i):
+                kind, opn, close, escaped = "code", "", "", False
+                i += len(close)
+                continue
+            if ch == "\n" and opn not in lx.multiline and close == opn:
+                error = True
+            i += 1
+        elif kind == "line":
+            if ch == "\n":
+                kind, opn, close, escaped = "code", "", "", False
+                newline = True
+            i += 1
+        else:  # block comment
+            if text.startswith(close, i):
+                kind, opn, close, escaped = "code", "", "", False
+                i += len(close)
+                continue
+            i += 1
+    end = _sid(lx, (kind, opn if kind in ("str", "block") else "", close if kind != "code" else "", escaped))
+    return Run(end, "".join(pops), "".join(stack), error, newline)
+
+
+# --------------------------------------------------------------------------- token tables
+@dataclass
+class StateTable:
+    """Every token's effect when it starts in one lexical state."""
+
+    pops: list[str]
+    pushes: list[str]
+    end: list[int]
+    newline: list[bool]
+    pops_index: dict[str, int]  # distinct pops strings -> id
+    pops_id: torch.Tensor  # (V,) long
+    pops_len: torch.Tensor  # (V,) long
+    push_len: torch.Tensor  # (V,) long
+    end_t: torch.Tensor  # (V,) long
+    newline_t: torch.Tensor  # (V,) bool
+
+
+class TokenTable:
+    """Per-token lexical effects for one (tokenizer, language); state tables built lazily."""
+
+    def __init__(self, texts: Sequence[str], lexicon: Lexicon, device: str = "cpu"):
+        self.texts = list(texts)
+        self.lexicon = lexicon
+        self.device = device
+        chars = {c for o, c in lexicon.brackets} | {o for o, _ in lexicon.brackets} | {"\\", "\n"}
+        for d in lexicon.strings:
+            chars |= set(d)
+        for o, c in lexicon.long_strings:
+            chars |= set(o) | set(c)
+        if lexicon.line_comment:
+            chars |= set(lexicon.line_comment)
+        if lexicon.block_comment:
+            chars |= set(lexicon.block_comment[0]) | set(lexicon.block_comment[1])
+        self.special_chars = frozenset(chars)
+        self.plain = [not (set(t) & chars) for t in self.texts]
+        self._tables: dict[int, StateTable] = {}
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def table(self, state: int) -> StateTable:
+        tab = self._tables.get(state)
+        if tab is None:
+            tab = self._tables[state] = self._build(state)
+        return tab
+
+    def _build(self, state: int) -> StateTable:
+        n = len(self.texts)
+        pops, pushes, end, newline = [""] * n, [""] * n, [state] * n, [False] * n
+        for i, text in enumerate(self.texts):
+            if self.plain[i]:
+                continue
+            r = self.lexicon.run(text, state, strict=True)
+            pops[i] = _ERR if r.error else r.pops
+            pushes[i], end[i], newline[i] = r.pushes, r.state, r.newline
+        index: dict[str, int] = {}
+        ids = [index.setdefault(p, len(index)) for p in pops]
+        dev = self.device
+        return StateTable(
+            pops=pops,
+            pushes=pushes,
+            end=end,
+            newline=newline,
+            pops_index=index,
+            pops_id=torch.tensor(ids, dtype=torch.long, device=dev),
+            pops_len=torch.tensor([len(p) for p in pops], dtype=torch.long, device=dev),
+            push_len=torch.tensor([len(p) for p in pushes], dtype=torch.long, device=dev),
+            end_t=torch.tensor(end, dtype=torch.long, device=dev),
+            newline_t=torch.tensor(newline, dtype=torch.bool, device=dev),
+        )
+
+
+_TABLES: dict[tuple[int, int, Lexicon], TokenTable] = {}
+
+
+def token_table(tokenizer: Any, vocab_size: int, lexicon: Lexicon, device: str = "cpu") -> TokenTable:
+    """The (cached) table of ``tokenizer``'s tokens for ``lexicon``."""
+    key = (id(tokenizer), vocab_size, lexicon)
+    tab = _TABLES.get(key)
+    if tab is None:
+        n = min(vocab_size, len(tokenizer))
+        texts = tokenizer.batch_decode([[i] for i in range(n)], skip_special_tokens=True,
+                                       clean_up_tokenization_spaces=False)
+        texts += [""] * (vocab_size - n)
+        tab = _TABLES[key] = TokenTable(texts, lexicon, device)
+    return tab
+
+
+# --------------------------------------------------------------------------- the context
+@dataclass
+class Context:
+    """What the prefix and suffix allow the middle to do."""
+
+    start: int  # lexical state at the cursor
+    closable: str  # closers the middle may use for prefix brackets, innermost first
+    end_ok: frozenset[int]  # lexical states the middle may end in
+
+
+def analyse(lexicon: Lexicon, prefix: str, suffix: str, mode: str = "single") -> Context:
+    """Lex prefix and suffix: which prefix brackets the middle may close, where it starts.
+
+    The prefix leaves a stack ``P`` open; the suffix closes a sequence ``U`` it did not open.
+    When ``U`` starts by matching ``P``'s innermost brackets, those belong to the suffix and the
+    middle may close none of them -- except the closers that are all that is left on the cursor's
+    line (the middle may retype them; post-processing replaces them). When ``U`` does not match,
+    the middle may close the innermost ``len(P) - len(U)`` brackets.
+    """
+    pre = lexicon.run(prefix, CODE)
+    suf = lexicon.run(suffix, pre.state)
+    stack, used = pre.pushes, suf.pops
+    k = 0
+    while k < min(len(stack), len(used)) and used[k] == lexicon.closer_of(stack[-1 - k]):
+        k += 1
+    if k == 0:
+        n = max(0, len(stack) - len(used))
+    else:
+        rest = suffix.split("\n", 1)[0]
+        line = lexicon.run(rest, pre.state)
+        only_closers = rest.strip() and all(ch.isspace() or ch in ";,:" or ch in line.pops for ch in rest)
+        n = min(k, len(line.pops)) if only_closers and used.startswith(line.pops) else 0
+    closable = "".join(lexicon.closer_of(o) for o in reversed(stack[len(stack) - n :])) if n else ""
+    end_ok = {pre.state}
+    if pre.state == CODE and (mode == "single" or suffix[:1] in ("", "\n")):
+        end_ok.add(_sid(lexicon, ("line", "", "\n", False)))  # a trailing line comment ends at the newline
+    return Context(pre.state, closable, frozenset(end_ok))
+
+
+# --------------------------------------------------------------------------- the hook
+@dataclass
+class _State:
+    lex: int
+    opened: str  # openers of the middle, outermost first
+    closed: int  # how many of ``closable`` the middle closed
+
+
+class CanvasConstraint:
+    """Logits hook + acceptance hook for ``denoise`` that keeps the canvas feasible.
+
+    ``begin(prev_ids, final, fixed, left=0)`` is called before each canvas: the tokens of
+    earlier canvases, whether this is the last canvas (then literals and brackets must be closed
+    by its end, or by ``left`` positions of later canvases), and optionally (tokens, frozen) of a
+    canvas whose frozen positions are given.
+    """
+
+    def __init__(self, table: TokenTable, ctx: Context, eos_ids: Sequence[int], single_line: bool = False):
+        self.table = table
+        self.lx = table.lexicon
+        self.ctx = ctx
+        self.eos = frozenset(int(e) for e in eos_ids)
+        self.eos_t = torch.tensor(sorted(self.eos), dtype=torch.long, device=table.device)
+        self.single = single_line
+        self.close_of = dict(self.lx.brackets)
+        self.origin = _State(ctx.start, "", 0)
+        self.final = True
+        self.left = 0
+        self.fixed: tuple[list[int], list[bool]] | None = None
+        self._end_open: dict[int, torch.Tensor] = {}
+        self.stats = {"steps": 0, "corrected": 0, "rejected": 0, "backtracks": 0}
+
+    # -- engine protocol
+    def begin(self, prev_ids: Sequence[int], final: bool = True,
+              fixed: tuple[torch.Tensor, torch.Tensor] | None = None, left: int = 0, **_: Any) -> None:
+        st = _State(self.ctx.start, "", 0)
+        for t in prev_ids:
+            st = self._advance(st, int(t))
+        self.origin, self.final, self.left = st, final, max(0, left)
+        self.fixed = None if fixed is None else (fixed[0][0].tolist(), fixed[1][0].tolist())
+
+    def __call__(self, logits: torch.Tensor, argmax: torch.Tensor) -> None:  # noqa: ARG002
+        self.stats["steps"] += 1
+        row_logits = logits[0]
+        chain = row_logits.argmax(-1).tolist()
+        nopush: set[int] = set()
+        for _ in range(MAX_BACKTRACKS + 1):
+            rows, states, back = self._walk(row_logits, chain, nopush)
+            if back is None:
+                break
+            nopush.add(back)  # the model ends the middle later: this opener is dropped instead
+            self.stats["backtracks"] += 1
+        if rows:
+            masks = self._masks(states, self._rems(rows, len(chain)), [i in nopush for i in rows])
+            idx = torch.tensor(rows, dtype=torch.long, device=logits.device)
+            ok = masks.any(-1, keepdim=True)
+            cur = row_logits.index_select(0, idx)
+            row_logits[idx] = torch.where(masks | ~ok, cur, torch.full_like(cur, NEG_INF))
+
+    def _rems(self, rows: list[int], L: int) -> list[int]:
+        return [(L - 1 - i + self.left) if self.final else _BIG for i in rows]
+
+    def _walk(self, row_logits: torch.Tensor, chain: list[int], nopush: set[int]) -> tuple[list[int], list[_State], int | None]:
+        """Follow the argmax ``chain`` (corrected in place) from the left.
+
+        Returns the free positions up to the end of the middle with the state before each, and
+        a position to backtrack to: where the model ends the middle (EOS / end of line) while
+        something the middle opened is still open, and no closer is among its top choices
+        there, the opener's position (which is then walked again without opening anything).
+        """
+        L = len(chain)
+        rows: list[int] = []
+        states: list[_State] = []
+        opened_at: list[int] = []  # position of each open bracket / literal of the middle
+        st = self.origin
+        for i in range(L):
+            fixed = self.fixed is not None and self.fixed[1][i]
+            tok = self.fixed[0][i] if fixed else chain[i]  # type: ignore[index]
+            rem = (L - 1 - i + self.left) if self.final else _BIG
+            if not fixed:
+                if not self._ok(st, tok, rem, i in nopush):
+                    ends = tok in self.eos or (self.single and self.table.table(st.lex).newline[tok])
+                    mask = self._masks([st], [rem], [i in nopush])[0]
+                    row = row_logits[i].masked_fill(~mask, NEG_INF)
+                    if ends and opened_at and not self._closer_in_top(row_logits[i], row, st):
+                        return rows, states, opened_at[-1]
+                    if bool(mask.any()):
+                        tok = chain[i] = int(row.argmax())
+                        self.stats["corrected"] += 1
+                rows.append(i)
+                states.append(st)
+            if tok in self.eos:
+                break
+            if self.single and self.table.table(st.lex).newline[tok]:
+                break
+            nxt = self._advance(st, tok)
+            before = self._need(len(st.opened), st.lex)
+            after = self._need(len(nxt.opened), nxt.lex)
+            if after < before:
+                del opened_at[max(0, len(opened_at) - (before - after)) :]
+            opened_at += [i] * max(0, after - before)
+            st = nxt
+        return rows, states, None
+
+    def _closer_in_top(self, raw: torch.Tensor, masked: torch.Tensor, st: _State) -> bool:
+        """Whether a feasible token that closes something is among the model's top choices."""
+        tab = self.table.table(st.lex)
+        closes = (tab.pops_len > 0) | (tab.end_t != st.lex)
+        best = masked.masked_fill(~closes, NEG_INF).max()
+        if best == NEG_INF:
+            return False
+        return bool((raw > best).sum() < CLOSER_TOP_K)
+
+    def accept(self, sampled: torch.Tensor, accept: torch.Tensor) -> torch.Tensor:
+        """Re-noise sampled tokens that are infeasible after the accepted tokens before them."""
+        toks, acc = sampled[0].tolist(), accept[0].tolist()
+        st = self.origin
+        bad: list[int] = []
+        for i, (tok, a) in enumerate(zip(toks, acc)):
+            if self.fixed is not None and self.fixed[1][i]:
+                tok, a = self.fixed[0][i], True
+            elif not a:
+                continue
+            elif not self._ok(st, tok, _BIG):
+                bad.append(i)
+                continue
+            if tok in self.eos or (self.single and self.table.table(st.lex).newline[tok]):
+                break
+            st = self._advance(st, tok)
+        if not bad:
+            return accept
+        self.stats["rejected"] += len(bad)
+        out = accept.clone()
+        out[0, bad] = False
+        return out
+
+    # -- pieces
+    def _closing(self, st: _State) -> str:
+        """Closers the middle may use next, innermost first."""
+        own = "".join(self.close_of[o] for o in reversed(st.opened))
+        return own + self.ctx.closable[st.closed :]
+
+    def _need(self, opened: int, lex: int) -> int:
+        return opened + (0 if lex in self.ctx.end_ok else 1)
+
+    def _ok(self, st: _State, tok: int, rem: int, nopush: bool = False) -> bool:
+        if tok in self.eos:
+            return self._need(len(st.opened), st.lex) == 0
+        tab = self.table.table(st.lex)
+        pops = tab.pops[tok]
+        if pops and not self._closing(st).startswith(pops):
+            return False
+        need = max(0, len(st.opened) - len(pops)) + len(tab.pushes[tok])
+        need = self._need(need, tab.end[tok])
+        if nopush and need > self._need(len(st.opened), st.lex):
+            return False
+        if self.single and tab.newline[tok]:
+            return need == 0
+        return need <= rem
+
+    def _advance(self, st: _State, tok: int) -> _State:
+        if tok in self.eos:
+            return st
+        tab = self.table.table(st.lex)
+        pops, push = tab.pops[tok], tab.pushes[tok]
+        if pops == _ERR:
+            return _State(tab.end[tok], st.opened + push, st.closed)
+        n = len(pops)
+        if n <= len(st.opened):
+            return _State(tab.end[tok], st.opened[: len(st.opened) - n] + push, st.closed)
+        return _State(tab.end[tok], push, st.closed + n - len(st.opened))
+
+    def _end_open_t(self, lex: int) -> torch.Tensor:
+        t = self._end_open.get(lex)
+        if t is None:
+            ends = self.table.table(lex).end_t
+            ok = torch.tensor(sorted(self.ctx.end_ok), dtype=torch.long, device=ends.device)
+            t = self._end_open[lex] = (~torch.isin(ends, ok)).long()
+        return t
+
+    def _masks(self, states: list[_State], rems: list[int], nopush: list[bool] | None = None) -> torch.Tensor:
+        """(rows, V) bool: tokens feasible at each (state, positions left after it); rows with
+        ``nopush`` also refuse tokens that leave more open than before."""
+        V = len(self.table)
+        out = torch.empty((len(states), V), dtype=torch.bool, device=self.table.device)
+        by_lex: dict[int, list[int]] = {}
+        for r, st in enumerate(states):
+            by_lex.setdefault(st.lex, []).append(r)
+        for lex, rs in by_lex.items():
+            tab = self.table.table(lex)
+            allowed = torch.zeros((len(rs), len(tab.pops_index)), dtype=torch.bool)
+            opened, rem_l, need_l, nop_l = [], [], [], []
+            for j, r in enumerate(rs):
+                st = states[r]
+                seq = self._closing(st)
+                for k in range(len(seq) + 1):
+                    pid = tab.pops_index.get(seq[:k])
+                    if pid is not None:
+                        allowed[j, pid] = True
+                opened.append(len(st.opened))
+                rem_l.append(min(rems[r], _BIG))
+                need_l.append(self._need(len(st.opened), st.lex))
+                nop_l.append(need_l[-1] if nopush is not None and nopush[r] else _BIG)
+            dev = self.table.device
+            opened_t = torch.tensor(opened, dtype=torch.long, device=dev)[:, None]
+            rem_t = torch.tensor(rem_l, dtype=torch.long, device=dev)[:, None]
+            need = (opened_t - tab.pops_len).clamp_(min=0) + tab.push_len + self._end_open_t(lex)
+            limit = torch.where(tab.newline_t, 0, rem_t) if self.single else rem_t
+            limit = torch.minimum(limit, torch.tensor(nop_l, dtype=torch.long, device=dev)[:, None])
+            ok = allowed.to(dev)[:, tab.pops_id] & (need <= limit)
+            ok[:, self.eos_t] = (torch.tensor(need_l, device=dev) == 0)[:, None]
+            out[rs] = ok
+        return out
+
+
+# --------------------------------------------------------------------------- glue
+class HookChain:
+    """Several logits hooks in order; ``begin``/``accept`` forwarded to those that have them."""
+
+    def __init__(self, *hooks: Any):
+        self.hooks = [h for h in hooks if h is not None]
+
+    def begin(self, prev_ids: Sequence[int], final: bool = True, fixed: Any = None, **kw: Any) -> None:
+        for h in self.hooks:
+            if hasattr(h, "begin"):
+                h.begin(prev_ids, final, fixed, **kw)
+
+    def __call__(self, logits: torch.Tensor, argmax: torch.Tensor) -> None:
+        for h in self.hooks:
+            h(logits, argmax)
+
+    def accept(self, sampled: torch.Tensor, accept: torch.Tensor) -> torch.Tensor:
+        for h in self.hooks:
+            if hasattr(h, "accept"):
+                accept = h.accept(sampled, accept)
+        return accept
+
+
+def for_engine(engine: Any, spec: Any, prefix: str, suffix: str, mode: str) -> CanvasConstraint:
+    """The constraint for one completion with ``engine``'s tokenizer in ``spec``'s language."""
+    lexicon = lexicon_for(spec)
+    table = token_table(engine.tokenizer, engine.vocab_size, lexicon, engine.device)
+    return CanvasConstraint(table, analyse(lexicon, prefix, suffix, mode), engine.eos_ids, single_line=mode == "single")
+
+
+_LEXICONS: dict[Any, Lexicon] = {}
+
+
+def lexicon_for(spec: Any) -> Lexicon:
+    lx = _LEXICONS.get(spec)
+    if lx is None:
+        lx = _LEXICONS[spec] = Lexicon.from_spec(spec)
+    return lx
+
+
+AcceptHook = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+__all__ = ["Lexicon", "Run", "TokenTable", "token_table", "Context", "analyse", "CanvasConstraint",
+           "HookChain", "for_engine", "lexicon_for", "AcceptHook", "CODE"]
