@@ -23,13 +23,8 @@ def setup_logging(level: str, log_file: str | None) -> None:
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
     for noisy in ("pygls", "transformers", "torch", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-        hf_logging.set_verbosity_error()
-    except Exception:
-        pass
+    # transformers' own logging is quietened when it is imported (engine.core.quiet_transformers):
+    # importing it here would cost seconds of start-up even when the fast path never needs it
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ from transformers import DynamicCache
 
 from conftest import TINY
 from dg_lsp.engine import Engine, ModelLoadError
+from dg_lsp.engine.loader import load_checkpoint
 from dg_lsp.engine.prompt import build_prompt
 
 
@@ -29,7 +30,7 @@ def test_cached_encode_matches_fresh_encode(engine: Engine):
     assert reused >= a.stable_len and reused < len(b.ids)
     canvas = torch.randint(0, engine.vocab_size, (1, 8), generator=torch.Generator().manual_seed(0))
     cached = engine._step_fn(kv, len(b.ids))(canvas, None)
-    model = engine.model
+    model = engine.model or load_checkpoint(str(TINY), device="cpu").model  # transformers' reference
     with torch.inference_mode():
         fresh = model(
             input_ids=torch.tensor([b.ids]),

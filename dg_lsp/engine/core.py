@@ -13,6 +13,9 @@ One worker thread owns an Engine; it is not thread-safe.
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -20,6 +23,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from dg_lsp.engine import fastpath
 from dg_lsp.engine.errors import EngineError
 from dg_lsp.engine.loader import Loaded, load_checkpoint
 from dg_lsp.engine.prompt import Layout, Prompt, build_prompt, choose_layout, encode_text
@@ -38,6 +42,24 @@ class InfillResult:
     prompt_tokens: int = 0
 
 
+log = logging.getLogger(__name__)
+
+
+def quiet_transformers() -> None:
+    """No progress bars or info chatter from transformers (its logs go to stderr anyway)."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except Exception:  # an older or stripped transformers: nothing to quieten
+        pass
+
+
+def fastpath_enabled() -> bool:
+    """The fast path runs unless ``DG_LSP_FASTPATH=0`` (then transformers runs every forward)."""
+    return os.environ.get("DG_LSP_FASTPATH", "1") != "0"
+
 _JUNK = re.compile("[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -46,16 +68,21 @@ class PromptCache:
 
     With the suffix-first FIM layout, typing at the cursor appends to the prompt, so
     the longest common token prefix with the previous prompt is usually almost all of it.
+    The keys/values live in a ``fastpath.KVCache`` when the fast path runs the model, else
+    in a transformers ``DynamicCache``.
     """
 
-    def __init__(self, model: Any):
+    def __init__(self, model: Any, fast: "fastpath.FastModel | None" = None):
         self.model = model
+        self.fast = fast
         self.ids: list[int] = []
         self.kv: Any = None
         self.hits = 0
         self.misses = 0
 
     def _fresh(self) -> Any:
+        if self.fast is not None:
+            return self.fast.new_cache()
         from transformers import DynamicCache
 
         return DynamicCache(config=self.model.config.get_text_config(decoder=True))
@@ -69,7 +96,10 @@ class PromptCache:
                 common += 1
         if self.kv is not None and common < len(self.ids):
             try:
-                self.kv.crop(-(len(self.ids) - common))
+                if self.fast is not None:
+                    self.kv.crop(common)
+                else:
+                    self.kv.crop(-(len(self.ids) - common))
             except Exception:  # sliding-window layers past their window cannot roll back
                 self.kv, common = None, 0
         if self.kv is None:
@@ -87,10 +117,13 @@ class PromptCache:
         if not ids:
             return
         start = len(self.ids)
-        input_ids = torch.tensor([list(ids)], dtype=torch.long, device=device)
-        pos = torch.arange(start, start + len(ids), device=device).unsqueeze(0)
         try:
-            self.model.model.encoder(input_ids=input_ids, past_key_values=self.kv, position_ids=pos, use_cache=True)
+            if self.fast is not None:
+                self.fast.encode([int(i) for i in ids], self.kv)
+            else:
+                input_ids = torch.tensor([list(ids)], dtype=torch.long, device=device)
+                pos = torch.arange(start, start + len(ids), device=device).unsqueeze(0)
+                self.model.model.encoder(input_ids=input_ids, past_key_values=self.kv, position_ids=pos, use_cache=True)
         except Exception:
             self.kv, self.ids = None, []
             raise
@@ -103,20 +136,27 @@ class PromptCache:
 class Engine:
     """Load once, then call ``infill`` / ``rewrite`` / ``fill_holes`` from one thread."""
 
-    def __init__(self, loaded: Loaded, *, layout: str = "auto", threads: int = 0):
+    def __init__(self, loaded: Loaded, *, layout: str = "auto", threads: int = 0, fast: bool = True):
         self.loaded = loaded
-        self.model = loaded.model
+        self.model = loaded.model  # None when loaded natively (fast path only)
         self.tokenizer = loaded.tokenizer
         self.device = loaded.device
         self.layout: Layout = choose_layout(self.tokenizer, layout)
         self.settings = SamplerSettings.from_generation_config(loaded.generation)
-        text_cfg = self.model.config.get_text_config()
-        self.vocab_size = int(text_cfg.vocab_size)
-        self.canvas_length = int(getattr(self.model.config, "canvas_length", 32) or 32)
-        self.softcap = getattr(text_cfg, "final_logit_softcapping", None)
+        config = getattr(loaded, "config", None) or json.loads(loaded.files.config.read_text(encoding="utf-8"))
+        text_cfg = config.get("text_config") or {}
+        self.vocab_size = int(text_cfg["vocab_size"])
+        self.canvas_length = int(config.get("canvas_length") or 32)
+        self.softcap = text_cfg.get("final_logit_softcapping", 30.0)
         self.eos_ids = self._eos_ids()
         self.banned = self._banned_ids()
-        self.cache = PromptCache(self.model)
+        # the lean forward (same math as transformers; DG_LSP_FASTPATH=0 turns it off)
+        self.fast: fastpath.FastModel | None = getattr(loaded, "fast", None)
+        if self.fast is None and fast and fastpath_enabled() and fastpath.unsupported(config) is None:
+            self.fast = fastpath.FastModel.from_transformers(self.model)
+        if self.fast is None and self.model is None:
+            raise EngineError("checkpoint loaded without transformers but the fast path is off")
+        self.cache = PromptCache(self.model, self.fast)
         if threads and self.device == "cpu":
             torch.set_num_threads(threads)
 
@@ -132,7 +172,15 @@ class Engine:
         layout: str = "auto",
         threads: int = 0,
     ) -> "Engine":
-        loaded = load_checkpoint(path, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+        """Load a checkpoint: without transformers when the fast path covers it, else with it."""
+        loaded: Loaded | None = None
+        if fastpath_enabled() and layout in ("auto", "fim"):
+            from dg_lsp.engine import native
+
+            loaded = native.load(path, device=device, dtype=dtype)
+        if loaded is None:
+            quiet_transformers()
+            loaded = load_checkpoint(path, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
         return cls(loaded, layout=layout, threads=threads)
 
     def _eos_ids(self) -> list[int]:
@@ -169,9 +217,11 @@ class Engine:
             "layout": self.layout,
             "canvas_length": self.canvas_length,
             "vocab_size": self.vocab_size,
-            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "parameters": fastpath.parameters(self.fast) if self.model is None else sum(p.numel() for p in self.model.parameters()),
             "sampler": self.settings.__dict__,
             "threads": torch.get_num_threads(),
+            "fast_path": self.fast is not None,
+            "transformers": self.model is not None,
         }
 
     def warmup(self) -> float:
@@ -189,6 +239,23 @@ class Engine:
         return build_prompt(self.tokenizer, prefix, suffix, layout=self.layout, language=language)
 
     def _step_fn(self, kv: Any, start: int) -> Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]:
+        """The denoiser for canvases after ``start`` cached prompt tokens."""
+        if isinstance(kv, fastpath.KVCache):
+            steps: dict[int, fastpath.FastStep] = {}
+            fast = self.fast
+            assert fast is not None
+
+            def fast_step(canvas: torch.Tensor, self_cond: torch.Tensor | None) -> torch.Tensor:
+                n = canvas.shape[1]
+                if n not in steps:
+                    steps[n] = fast.step_fn(kv, n)
+                return steps[n](canvas, self_cond)
+
+            return fast_step
+        return self._reference_step_fn(kv, start)
+
+    def _reference_step_fn(self, kv: Any, start: int) -> Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]:
+        """transformers' ``DiffusionGemmaDecoderModel`` plus the tied head (the reference)."""
         decoder = self.model.model.decoder
         lm_head = self.model.lm_head
         softcap = self.softcap

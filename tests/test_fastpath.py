@@ -1,0 +1,151 @@
+"""The fast decoder step agrees with transformers' DiffusionGemma decoder.
+
+Random-weight models of several shapes, built here: full and sliding attention layers,
+grouped-query attention, few experts (dense path) and many experts (routed path), and a
+head size for full attention that differs from the sliding one.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import DiffusionGemmaConfig, DiffusionGemmaForBlockDiffusion, DynamicCache
+
+from dg_lsp.engine import fastpath
+from model.config import MINIMAL_VISION
+
+SHAPES = {
+    "mini": dict(layer_types=["full_attention"] * 3, num_attention_heads=2, num_key_value_heads=1,
+                 num_experts=2, top_k_experts=1),
+    "gqa-topk2": dict(layer_types=["full_attention"] * 4, num_attention_heads=4, num_key_value_heads=2,
+                      num_experts=4, top_k_experts=2, global_head_dim=32),
+    "many-experts": dict(layer_types=["full_attention"] * 2, num_attention_heads=2, num_key_value_heads=2,
+                         num_experts=fastpath.DENSE_EXPERTS_MAX + 4, top_k_experts=2),
+}
+
+
+def build(shape: str) -> DiffusionGemmaForBlockDiffusion:
+    text = dict(
+        vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=len(SHAPES[shape]["layer_types"]),
+        head_dim=16, global_head_dim=16, moe_intermediate_size=32, max_position_embeddings=1024,
+        final_logit_softcapping=30.0, pad_token_id=0, eos_token_id=1, bos_token_id=2,
+    )
+    text.update(SHAPES[shape])
+    cfg = DiffusionGemmaConfig(text_config=text, vision_config=dict(MINIMAL_VISION), canvas_length=8,
+                               boi_token_id=509, eoi_token_id=510, image_token_id=511)
+    torch.manual_seed(0)
+    model = DiffusionGemmaForBlockDiffusion(cfg).eval()
+    with torch.no_grad():  # random routers and layer scalars, so every branch carries signal
+        for name, p in model.named_parameters():
+            if "per_expert_scale" in name or name.endswith("router.scale"):
+                p.uniform_(0.5, 1.5)
+    return model
+
+
+def reference(model, kv, canvas, start, self_cond):
+    dec = model.model.decoder
+    pos = torch.arange(start, start + canvas.shape[1]).unsqueeze(0)
+    hidden = dec(decoder_input_ids=canvas, past_key_values=kv, self_conditioning_logits=self_cond,
+                 decoder_position_ids=pos).last_hidden_state
+    logits = model.lm_head(hidden).float()
+    cap = model.config.get_text_config().final_logit_softcapping
+    return torch.tanh(logits / cap) * cap
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+@torch.inference_mode()
+def test_fast_model_matches_transformers(shape: str):
+    model = build(shape)
+    fm = fastpath.FastModel.from_transformers(model)
+    g = torch.Generator().manual_seed(1)
+    prompt = torch.randint(3, 500, (1, 40), generator=g)
+
+    # encoder: keys/values written in two pieces (a cached head, then the rest) equal transformers'
+    kv = DynamicCache(config=model.config.get_text_config(decoder=True))
+    model.model.encoder(input_ids=prompt, past_key_values=kv, use_cache=True)
+    cache = fm.new_cache()
+    fm.encode(prompt[0, :25].tolist(), cache)
+    fm.encode(prompt[0, 25:].tolist(), cache)
+    assert cache.length == 40
+    for i in range(len(fm.layers)):
+        torch.testing.assert_close(cache.keys[i][:, :, :40], kv.layers[i].keys, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(cache.values[i][:, :, :40], kv.layers[i].values, atol=1e-4, rtol=1e-4)
+
+    # decoder: a first step, then one self-conditioned on it (temperature-scaled logits)
+    step = fm.step_fn(cache, 8)
+    canvas = torch.randint(0, 512, (1, 8), generator=g)
+    first_ref = reference(model, kv, canvas, 40, None)
+    first = step(canvas, None)
+    torch.testing.assert_close(first, first_ref, atol=1e-4, rtol=1e-4)
+    canvas2 = torch.randint(0, 512, (1, 8), generator=g)
+    second_ref = reference(model, kv, canvas2, 40, first_ref / 0.5)
+    second = step(canvas2, first / 0.5)
+    torch.testing.assert_close(second, second_ref, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(first, second)  # the canvas and self-conditioning really changed it
+
+    # the full model forward (encoder + decoder in one call) agrees too
+    full = model(input_ids=prompt, decoder_input_ids=canvas,
+                 past_key_values=DynamicCache(config=model.config.get_text_config(decoder=True))).logits
+    torch.testing.assert_close(first, full.float(), atol=1e-4, rtol=1e-4)
+
+    # cropping the cache and encoding a different tail gives the fresh result
+    fm.encode([7, 8, 9], cache)
+    cache.crop(40)
+    torch.testing.assert_close(fm.step_fn(cache, 8)(canvas, None), first_ref, atol=1e-4, rtol=1e-4)
+
+
+def test_sliding_window_checkpoints_use_transformers():
+    model = build("mini")
+    cfg = model.config.to_dict()
+    cfg["text_config"]["layer_types"] = ["sliding_attention", "full_attention", "full_attention"]
+    assert "sliding" in fastpath.unsupported(cfg)
+
+
+def test_native_load_matches_transformers_load():
+    """The embedded checkpoint loaded without transformers: same tokens, same logits."""
+    from conftest import EMBEDDED
+    from dg_lsp.engine import native
+    from dg_lsp.engine.loader import load_checkpoint
+
+    nat = native.load(str(EMBEDDED), device="cpu")
+    ref = load_checkpoint(str(EMBEDDED), device="cpu")
+    assert nat is not None and nat.model is None
+    text = "def f(x):\n    return x  # ünïcode \U0001f600\n\tif a:\n"
+    ids = ref.tokenizer.encode(text, add_special_tokens=False)
+    assert nat.tokenizer.encode(text) == ids
+    assert nat.tokenizer.decode(ids) == ref.tokenizer.decode(ids, skip_special_tokens=True)
+    assert nat.tokenizer.eos_token_id == ref.tokenizer.eos_token_id
+    assert set(nat.tokenizer.all_special_ids) == set(ref.tokenizer.all_special_ids)
+    assert len(nat.tokenizer) == len(ref.tokenizer)
+    ref_fast = fastpath.FastModel.from_transformers(ref.model)
+    canvas = torch.randint(0, 8000, (1, 16), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        outs = []
+        for fm in (nat.fast, ref_fast):
+            cache = fm.new_cache()
+            fm.encode(ids, cache)
+            outs.append(fm.step_fn(cache, 16)(canvas, None))
+    torch.testing.assert_close(outs[0], outs[1])
+
+
+def test_engine_can_turn_the_fast_path_off(monkeypatch):
+    from conftest import TINY
+    from dg_lsp.engine import Engine
+
+    monkeypatch.setenv("DG_LSP_FASTPATH", "0")
+    assert Engine.load(str(TINY)).describe()["fast_path"] is False
+    monkeypatch.delenv("DG_LSP_FASTPATH")
+    assert Engine.load(str(TINY)).describe()["fast_path"] is True
+
+
+def test_native_tokenizer_batch_decode_matches_transformers():
+    from conftest import TINY
+    from dg_lsp.engine import native
+    from dg_lsp.engine.loader import load_checkpoint
+
+    nat = native.load(str(TINY), device="cpu")
+    ref = load_checkpoint(str(TINY), device="cpu")
+    batch = [[i] for i in range(len(ref.tokenizer))]
+    assert nat.tokenizer.batch_decode(batch) == ref.tokenizer.batch_decode(
+        batch, skip_special_tokens=True, clean_up_tokenization_spaces=False
+    )
