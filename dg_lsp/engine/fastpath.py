@@ -361,8 +361,14 @@ class FastStep:
         x = _rms(x, fm.final_norm, eps)
         logits = F.linear(x, fm.lm_head).float()  # (1, L, V)
         if fm.softcap:
-            logits = torch.tanh(logits / fm.softcap) * fm.softcap
+            logits = softcap(logits, float(fm.softcap))
         return logits
+
+
+def softcap(logits: torch.Tensor, cap: float) -> torch.Tensor:
+    """``tanh(logits / cap) * cap`` as ``cap * (2 sigmoid(2 logits / cap) - 1)``: on CPUs torch's
+    sigmoid is vectorised and its tanh is not (0.7 vs 1.1 ms over 32 x 8192 floats here)."""
+    return torch.sigmoid(logits * (2.0 / cap)).mul_(2.0 * cap).sub_(cap)
 
 
 def parameters(fm: FastModel) -> int:

@@ -122,10 +122,13 @@ def denoise(
         if logits_hook is not None:
             logits_hook(logits, argmax)
         logits = logits * (1.0 / temperature(remaining, max_steps, settings.t_min, settings.t_max))
-        probs = torch.softmax(logits, dim=-1)  # (1, L, V)
+        logp = torch.log_softmax(logits, dim=-1)  # (1, L, V)
+        probs = logp.exp()
         sampled = sample_categorical(probs, generator).view_as(canvas)
-        new_argmax = torch.where(frozen, fixed_tokens, probs.argmax(dim=-1))
-        entropy = torch.special.entr(probs).sum(-1)  # (1, L)
+        new_argmax = torch.where(frozen, fixed_tokens, logits.argmax(dim=-1))
+        # -sum p log p; log p clamped finite so that p = 0 entries add 0, not nan
+        # (torch.special.entr is a scalar loop on CPU: 5x slower over 32 x 8192)
+        entropy = -torch.linalg.vecdot(probs, logp.clamp(min=-1e30))  # (1, L)
         entropy = torch.where(frozen, torch.zeros_like(entropy), entropy)
         # entropy-bounded acceptance (frozen positions have zero entropy: always accepted)
         sorted_e, order = torch.sort(entropy, dim=-1)
