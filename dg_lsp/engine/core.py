@@ -159,6 +159,10 @@ class Engine:
         self.cache = PromptCache(self.model, self.fast)
         if threads and self.device == "cpu":
             torch.set_num_threads(threads)
+        if self.device == "cpu":
+            # products of near-zero probabilities and weights (self-conditioning) are denormal
+            # numbers, which x86 CPUs handle in slow microcode; flush them to zero
+            torch.set_flush_denormal(True)
 
     # ----------------------------------------------------------------- loading
     @classmethod
