@@ -165,7 +165,9 @@ class Generation:
         bounds = self.boundaries(ids)
         k = sum(1 for b in bounds if b <= err)  # tokens wholly before the error
         k = max(0, k - 1)  # and the one before it is re-noised too
-        keep = text[: bounds[k - 1]] if k else ""
+        if k == 0:
+            return done  # nothing before the error to build on: a re-run would be a new guess
+        keep = text[: bounds[k - 1]]
         again, again_ids = self.run(keep, ids[:k], steps=REPAIR_STEPS, repair=True)
         fixed = finish(self.spec, self.prefix, again, self.suffix, self.mode, self.boundaries(again_ids))
         if fixed.text and (not fixed.truncated or len(fixed.text) > len(done.text)):

@@ -35,6 +35,7 @@ _ERR = "\x00"  # pops marker of a token that mismatches its own brackets: never 
 _BIG = 1 << 20
 MAX_BACKTRACKS = 8  # openers dropped per step because the model ends the middle before closing
 CLOSER_TOP_K = 5  # ...unless a closer is among its top choices where it ends
+MAX_CACHED_MASKS = 512  # (V,) float masks kept per token table
 
 
 # --------------------------------------------------------------------------- the lexer
@@ -184,8 +185,8 @@ def _run(lx: Lexicon, text: str, state: int, strict: bool) -> Run:
                 i += 1
                 continue
             if text.startswith(close, i):
-                kind, opn, close, escaped = "code", "", "", False
                 i += len(close)
+                kind, opn, close, escaped = "code", "", "", False
                 continue
             if ch == "\n" and opn not in lx.multiline and close == opn:
                 error = True
@@ -197,8 +198,8 @@ def _run(lx: Lexicon, text: str, state: int, strict: bool) -> Run:
             i += 1
         else:  # block comment
             if text.startswith(close, i):
-                kind, opn, close, escaped = "code", "", "", False
                 i += len(close)
+                kind, opn, close, escaped = "code", "", "", False
                 continue
             i += 1
     end = _sid(lx, (kind, opn if kind in ("str", "block") else "", close if kind != "code" else "", escaped))
@@ -208,18 +209,18 @@ def _run(lx: Lexicon, text: str, state: int, strict: bool) -> Run:
 # --------------------------------------------------------------------------- token tables
 @dataclass
 class StateTable:
-    """Every token's effect when it starts in one lexical state."""
+    """Every token's effect when it starts in one lexical state (tensors: special tokens only)."""
 
-    pops: list[str]
-    pushes: list[str]
-    end: list[int]
-    newline: list[bool]
+    pops: list[str]  # per token: closers of brackets opened before it
+    pushes: list[str]  # per token: openers it leaves open
+    end: list[int]  # per token: lexical state after it
+    newline: list[bool]  # per token: ends a line of code
     pops_index: dict[str, int]  # distinct pops strings -> id
-    pops_id: torch.Tensor  # (V,) long
-    pops_len: torch.Tensor  # (V,) long
-    push_len: torch.Tensor  # (V,) long
-    end_t: torch.Tensor  # (V,) long
-    newline_t: torch.Tensor  # (V,) bool
+    pops_id: torch.Tensor  # (S,) long, over ``TokenTable.special``
+    pops_len: torch.Tensor  # (S,) long
+    push_len: torch.Tensor  # (S,) long
+    end_t: torch.Tensor  # (S,) long
+    newline_t: torch.Tensor  # (S,) bool
 
 
 class TokenTable:
@@ -240,7 +241,12 @@ class TokenTable:
             chars |= set(lexicon.block_comment[0]) | set(lexicon.block_comment[1])
         self.special_chars = frozenset(chars)
         self.plain = [not (set(t) & chars) for t in self.texts]
+        # tokens with a bracket, quote, comment, escape or newline character: the only ones
+        # whose effect depends on the state (all others keep it and never pop or push)
+        self.special = torch.tensor([i for i, p in enumerate(self.plain) if not p], dtype=torch.long, device=device)
+        self.plain_idx = torch.tensor([i for i, p in enumerate(self.plain) if p], dtype=torch.long, device=device)
         self._tables: dict[int, StateTable] = {}
+        self.biases: dict[tuple, torch.Tensor] = {}  # additive masks, shared by requests (CanvasConstraint._bias)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -261,7 +267,8 @@ class TokenTable:
             pops[i] = _ERR if r.error else r.pops
             pushes[i], end[i], newline[i] = r.pushes, r.state, r.newline
         index: dict[str, int] = {}
-        ids = [index.setdefault(p, len(index)) for p in pops]
+        sp = self.special.tolist()
+        ids = [index.setdefault(pops[i], len(index)) for i in sp]
         dev = self.device
         return StateTable(
             pops=pops,
@@ -270,10 +277,10 @@ class TokenTable:
             newline=newline,
             pops_index=index,
             pops_id=torch.tensor(ids, dtype=torch.long, device=dev),
-            pops_len=torch.tensor([len(p) for p in pops], dtype=torch.long, device=dev),
-            push_len=torch.tensor([len(p) for p in pushes], dtype=torch.long, device=dev),
-            end_t=torch.tensor(end, dtype=torch.long, device=dev),
-            newline_t=torch.tensor(newline, dtype=torch.bool, device=dev),
+            pops_len=torch.tensor([len(pops[i]) for i in sp], dtype=torch.long, device=dev),
+            push_len=torch.tensor([len(pushes[i]) for i in sp], dtype=torch.long, device=dev),
+            end_t=torch.tensor([end[i] for i in sp], dtype=torch.long, device=dev),
+            newline_t=torch.tensor([newline[i] for i in sp], dtype=torch.bool, device=dev),
         )
 
 
@@ -357,11 +364,16 @@ class CanvasConstraint:
         self.eos_t = torch.tensor(sorted(self.eos), dtype=torch.long, device=table.device)
         self.single = single_line
         self.close_of = dict(self.lx.brackets)
+        self.plain = list(table.plain)  # tokens that never change the state (EOS is not one)
+        for e in self.eos:
+            if e < len(self.plain):
+                self.plain[e] = False
         self.origin = _State(ctx.start, "", 0)
         self.final = True
         self.left = 0
         self.fixed: tuple[list[int], list[bool]] | None = None
         self._end_open: dict[int, torch.Tensor] = {}
+        self._maxp: dict[int, int] = {}
         self.stats = {"steps": 0, "corrected": 0, "rejected": 0, "backtracks": 0}
 
     # -- engine protocol
@@ -376,84 +388,123 @@ class CanvasConstraint:
     def __call__(self, logits: torch.Tensor, argmax: torch.Tensor) -> None:  # noqa: ARG002
         self.stats["steps"] += 1
         row_logits = logits[0]
-        chain = row_logits.argmax(-1).tolist()
+        chain = _LazyArgmax(row_logits)
         nopush: set[int] = set()
         for _ in range(MAX_BACKTRACKS + 1):
-            rows, states, back = self._walk(row_logits, chain, nopush)
+            rows, keys, back = self._walk(row_logits, chain, nopush)
             if back is None:
                 break
             nopush.add(back)  # the model ends the middle later: this opener is dropped instead
             self.stats["backtracks"] += 1
-        if rows:
-            masks = self._masks(states, self._rems(rows, len(chain)), [i in nopush for i in rows])
-            idx = torch.tensor(rows, dtype=torch.long, device=logits.device)
-            ok = masks.any(-1, keepdim=True)
-            cur = row_logits.index_select(0, idx)
-            row_logits[idx] = torch.where(masks | ~ok, cur, torch.full_like(cur, NEG_INF))
+        if not rows:
+            return
+        bias = torch.stack([self._bias(k) for k in keys])  # (R, V): 0 feasible, -inf not
+        if rows[-1] - rows[0] == len(rows) - 1:
+            row_logits[rows[0] : rows[-1] + 1] += bias
+        else:
+            row_logits.index_add_(0, torch.tensor(rows, dtype=torch.long, device=row_logits.device), bias)
+
+    def feasible(self, st: _State, rem: int, nopush: bool = False) -> torch.Tensor:
+        """(V,) bool: the tokens feasible next in state ``st`` with ``rem`` positions after it."""
+        return self._bias(self._key(st, rem, nopush)) == 0
+
+    def _key(self, st: _State, rem: int, nopush: bool) -> tuple[int, str, int, int]:
+        """Masks depend on the state and on how many positions are left -- up to a cap."""
+        limit = min(rem, self._need(len(st.opened), st.lex) if nopush else _BIG)
+        cap = len(st.opened) + self._max_push(st.lex) + 1  # a larger limit changes nothing
+        return (st.lex, st.opened, st.closed, min(limit, cap))
+
+    def _bias(self, key: tuple[int, str, int, int]) -> torch.Tensor:
+        """(V,) float: 0 for feasible tokens, -inf for the others (all 0 when none is feasible)."""
+        gkey = (self.single, self.ctx.closable, self.ctx.end_ok, self.eos, key)
+        bias = self.table.biases.get(gkey)
+        if bias is None:
+            lex, opened, closed, limit = key
+            st = _State(lex, opened, closed)
+            tab = self.table.table(lex)
+            dev = self.table.device
+            ok = torch.zeros(len(self.table), dtype=torch.bool, device=dev)
+            need = self._need(len(opened), lex)
+            if need <= limit:
+                ok[self.table.plain_idx] = True  # plain tokens keep the state
+            ok[self.table.special] = self._special_row(st, tab, limit)
+            ok[self.eos_t] = need == 0
+            bias = torch.zeros(len(self.table), dtype=torch.float32, device=dev)
+            if bool(ok.any()):
+                bias.masked_fill_(~ok, NEG_INF)
+            if len(self.table.biases) >= MAX_CACHED_MASKS:
+                self.table.biases.clear()
+            self.table.biases[gkey] = bias
+        return bias
 
     def _rems(self, rows: list[int], L: int) -> list[int]:
         return [(L - 1 - i + self.left) if self.final else _BIG for i in rows]
 
-    def _walk(self, row_logits: torch.Tensor, chain: list[int], nopush: set[int]) -> tuple[list[int], list[_State], int | None]:
+    def _walk(self, row_logits: torch.Tensor, chain: "_LazyArgmax", nopush: set[int]) -> tuple[list[int], list[tuple[int, str, int, int]], int | None]:
         """Follow the argmax ``chain`` (corrected in place) from the left.
 
-        Returns the free positions up to the end of the middle with the state before each, and
-        a position to backtrack to: where the model ends the middle (EOS / end of line) while
-        something the middle opened is still open, and no closer is among its top choices
-        there, the opener's position (which is then walked again without opening anything).
+        Returns the free positions up to the end of the middle with the mask key before each,
+        and a position to backtrack to: where the model ends the middle (EOS / end of line)
+        while something the middle opened is still open, and no closer is among its top
+        choices there, the opener's position (which is then walked again without opening anything).
         """
         L = len(chain)
         rows: list[int] = []
-        states: list[_State] = []
+        keys: list[tuple[int, str, int, int]] = []
         opened_at: list[int] = []  # position of each open bracket / literal of the middle
+        plain = self.plain
         st = self.origin
+        need = self._need(len(st.opened), st.lex)
         for i in range(L):
             fixed = self.fixed is not None and self.fixed[1][i]
             tok = self.fixed[0][i] if fixed else chain[i]  # type: ignore[index]
             rem = (L - 1 - i + self.left) if self.final else _BIG
             if not fixed:
-                if not self._ok(st, tok, rem, i in nopush):
+                key = self._key(st, rem, i in nopush)
+                if not (plain[tok] and need <= key[3]) and not self._ok(st, tok, rem, i in nopush):
                     ends = tok in self.eos or (self.single and self.table.table(st.lex).newline[tok])
-                    mask = self._masks([st], [rem], [i in nopush])[0]
-                    row = row_logits[i].masked_fill(~mask, NEG_INF)
-                    if ends and opened_at and not self._closer_in_top(row_logits[i], row, st):
-                        return rows, states, opened_at[-1]
-                    if bool(mask.any()):
-                        tok = chain[i] = int(row.argmax())
+                    bias = self._bias(key)
+                    if ends and opened_at and not self._closer_in_top(row_logits[i], bias, st):
+                        return rows, keys, opened_at[-1]
+                    if bool((bias == 0).any()):
+                        tok = chain[i] = int((row_logits[i] + bias).argmax())
                         self.stats["corrected"] += 1
                 rows.append(i)
-                states.append(st)
+                keys.append(key)
             if tok in self.eos:
                 break
+            if plain[tok]:
+                continue  # the state is unchanged
             if self.single and self.table.table(st.lex).newline[tok]:
                 break
             nxt = self._advance(st, tok)
-            before = self._need(len(st.opened), st.lex)
             after = self._need(len(nxt.opened), nxt.lex)
-            if after < before:
-                del opened_at[max(0, len(opened_at) - (before - after)) :]
-            opened_at += [i] * max(0, after - before)
-            st = nxt
-        return rows, states, None
+            if after < need:
+                del opened_at[max(0, len(opened_at) - (need - after)) :]
+            opened_at += [i] * max(0, after - need)
+            st, need = nxt, after
+        return rows, keys, None
 
-    def _closer_in_top(self, raw: torch.Tensor, masked: torch.Tensor, st: _State) -> bool:
+    def _closer_in_top(self, raw: torch.Tensor, bias: torch.Tensor, st: _State) -> bool:
         """Whether a feasible token that closes something is among the model's top choices."""
         tab = self.table.table(st.lex)
-        closes = (tab.pops_len > 0) | (tab.end_t != st.lex)
-        best = masked.masked_fill(~closes, NEG_INF).max()
-        if best == NEG_INF:
+        sp = self.table.special
+        closes = (bias.index_select(0, sp) == 0) & ((tab.pops_len > 0) | (tab.end_t != st.lex))
+        if not bool(closes.any()):
             return False
+        best = raw.index_select(0, sp).masked_fill(~closes, NEG_INF).max()
         return bool((raw > best).sum() < CLOSER_TOP_K)
 
     def accept(self, sampled: torch.Tensor, accept: torch.Tensor) -> torch.Tensor:
         """Re-noise sampled tokens that are infeasible after the accepted tokens before them."""
         toks, acc = sampled[0].tolist(), accept[0].tolist()
         st = self.origin
+        plain = self.plain
         bad: list[int] = []
         for i, (tok, a) in enumerate(zip(toks, acc)):
             if self.fixed is not None and self.fixed[1][i]:
                 tok, a = self.fixed[0][i], True
-            elif not a:
+            elif not a or plain[tok]:
                 continue
             elif not self._ok(st, tok, _BIG):
                 bad.append(i)
@@ -512,39 +563,49 @@ class CanvasConstraint:
             t = self._end_open[lex] = (~torch.isin(ends, ok)).long()
         return t
 
-    def _masks(self, states: list[_State], rems: list[int], nopush: list[bool] | None = None) -> torch.Tensor:
-        """(rows, V) bool: tokens feasible at each (state, positions left after it); rows with
-        ``nopush`` also refuse tokens that leave more open than before."""
-        V = len(self.table)
-        out = torch.empty((len(states), V), dtype=torch.bool, device=self.table.device)
-        by_lex: dict[int, list[int]] = {}
-        for r, st in enumerate(states):
-            by_lex.setdefault(st.lex, []).append(r)
-        for lex, rs in by_lex.items():
-            tab = self.table.table(lex)
-            allowed = torch.zeros((len(rs), len(tab.pops_index)), dtype=torch.bool)
-            opened, rem_l, need_l, nop_l = [], [], [], []
-            for j, r in enumerate(rs):
-                st = states[r]
-                seq = self._closing(st)
-                for k in range(len(seq) + 1):
-                    pid = tab.pops_index.get(seq[:k])
-                    if pid is not None:
-                        allowed[j, pid] = True
-                opened.append(len(st.opened))
-                rem_l.append(min(rems[r], _BIG))
-                need_l.append(self._need(len(st.opened), st.lex))
-                nop_l.append(need_l[-1] if nopush is not None and nopush[r] else _BIG)
-            dev = self.table.device
-            opened_t = torch.tensor(opened, dtype=torch.long, device=dev)[:, None]
-            rem_t = torch.tensor(rem_l, dtype=torch.long, device=dev)[:, None]
-            need = (opened_t - tab.pops_len).clamp_(min=0) + tab.push_len + self._end_open_t(lex)
-            limit = torch.where(tab.newline_t, 0, rem_t) if self.single else rem_t
-            limit = torch.minimum(limit, torch.tensor(nop_l, dtype=torch.long, device=dev)[:, None])
-            ok = allowed.to(dev)[:, tab.pops_id] & (need <= limit)
-            ok[:, self.eos_t] = (torch.tensor(need_l, device=dev) == 0)[:, None]
-            out[rs] = ok
-        return out
+    def _max_push(self, lex: int) -> int:
+        n = self._maxp.get(lex)
+        if n is None:
+            pl = self.table.table(lex).push_len
+            n = self._maxp[lex] = int(pl.max()) if pl.numel() else 0
+        return n
+
+    def _special_row(self, st: _State, tab: StateTable, limit: int) -> torch.Tensor:
+        """(S,) bool: which special tokens are feasible in state ``st`` with ``limit`` positions."""
+        dev = self.table.device
+        seq = self._closing(st)
+        ok_pops = torch.zeros(len(tab.pops_index), dtype=torch.bool, device=dev)
+        ids = [tab.pops_index[seq[:k]] for k in range(len(seq) + 1) if seq[:k] in tab.pops_index]
+        ok_pops[torch.tensor(ids, dtype=torch.long, device=dev)] = True
+        need = (len(st.opened) - tab.pops_len).clamp_(min=0) + tab.push_len + self._end_open_t(st.lex)
+        if self.single:
+            return ok_pops[tab.pops_id] & (need <= torch.where(tab.newline_t, 0, limit))
+        return ok_pops[tab.pops_id] & (need <= limit)
+
+
+class _LazyArgmax:
+    """The argmax canvas, computed in chunks as the walk reaches them (it stops at EOS)."""
+
+    CHUNK = 8
+
+    def __init__(self, row_logits: torch.Tensor):
+        self.logits = row_logits
+        self.ids: list[int] = []
+        self.fixed: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return int(self.logits.shape[0])
+
+    def __getitem__(self, i: int) -> int:
+        if i in self.fixed:
+            return self.fixed[i]
+        while len(self.ids) <= i:
+            a = len(self.ids)
+            self.ids += self.logits[a : a + self.CHUNK].argmax(-1).tolist()
+        return self.ids[i]
+
+    def __setitem__(self, i: int, tok: int) -> None:
+        self.fixed[i] = tok
 
 
 # --------------------------------------------------------------------------- glue
