@@ -16,10 +16,9 @@ import re
 from dataclasses import dataclass
 
 from dg_lsp.context import LanguageSpec, brackets_balanced, new_syntax_errors
-from dg_lsp.context.checks import first_new_error
 
 _CLOSERS = set(")]}>\"'`;,:")
-MAX_CANDIDATES = 32  # shorter middles tried before giving up
+MAX_CANDIDATES = 48  # shorter middles tried (longest first) before giving up
 
 
 @dataclass
@@ -153,11 +152,7 @@ def finish(
     keep = _valid_replace(spec, prefix, text, suffix, replace)
     if keep is not None:
         return Finished(text, keep)
-    # no valid prefix ends after the first new error's token (bounded work on long middles)
-    err = first_new_error(spec, prefix, text, suffix[replace:])
-    limit = len(text) if err is None else err + 1
-    cands = [c for c in _candidates(text, boundaries) if len(c) <= limit][:MAX_CANDIDATES]
-    for cand in cands:
+    for cand in _candidates(text, boundaries)[:MAX_CANDIDATES]:
         # a shorter middle no longer ends with the closers it replaced: keep them
         keep = _valid_replace(spec, prefix, cand, suffix, replaced_closers(cand, suffix) if mode == "single" else 0)
         if keep is not None:
