@@ -43,7 +43,8 @@ class Settings(msgspec.Struct, rename="camel", forbid_unknown_fields=False, froz
     completion_items: bool = True
     #: Allow multi-line completions (block bodies).
     multiline: bool = True
-    #: Torch threads on the CPU; 0: all physical cores.
+    #: Torch threads on the CPU; 0: automatic (1 for checkpoints narrower than 512, whose
+    #: steps are dominated by per-call overhead, else all cores).
     threads: int = 0
     #: Seed of the sampler (completions are reproducible for the same context).
     seed: int = 0

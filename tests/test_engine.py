@@ -117,3 +117,20 @@ def test_sample_categorical_matches_the_distribution():
     counts = torch.bincount(sample_categorical(probs, g), minlength=4).float() / probs.shape[0]
     assert counts[1] == 0
     assert torch.allclose(counts, probs[0], atol=0.01)
+
+
+def test_line_token_cache_equals_whole_text_tokenization(engine: Engine):
+    """Tokenizing line by line through the cache gives exactly the tokenizer's ids."""
+    from dg_lsp.engine.prompt import encode_text
+    from dg_lsp.engine.tokencache import LineTokenCache
+
+    assert engine.tokens.by_line  # our byte-level BPE splits newline runs into their own pieces
+    src = (TINY.parent.parent.parent / "dg_lsp" / "engine" / "core.py").read_text(encoding="utf-8")
+    texts = [src[:3000], src[1000:2500] + "\r\n\r\n  tail", "\n\n\n", "no newline", "é\n\n😀 x\n"]
+    for text in texts * 2:  # the second round is served from the cache
+        assert engine.tokens.encode(text) == encode_text(engine.tokenizer, text)
+    assert len(engine.tokens.lines) > 10
+
+    # a tokenizer whose pieces cross line ends is detected and tokenized whole
+    merged = LineTokenCache(lambda t: [len(t)])  # one "token" per text: not additive over lines
+    assert not merged.by_line and merged.encode("a\nb\n") == [4]

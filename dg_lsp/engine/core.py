@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from dg_lsp.engine import fastpath
+from dg_lsp.engine import fastpath, tokencache
 from dg_lsp.engine.errors import EngineError
 from dg_lsp.engine.loader import Loaded, load_checkpoint
 from dg_lsp.engine.prompt import Layout, Prompt, build_prompt, choose_layout, encode_text
@@ -54,6 +54,19 @@ def quiet_transformers() -> None:
         hf_logging.set_verbosity_error()
     except Exception:  # an older or stripped transformers: nothing to quieten
         pass
+
+
+# Below this hidden size a denoising step is a few hundred small tensor operations whose
+# cost is dispatch, not arithmetic: a second thread only adds synchronisation (a 128-wide
+# step: ~6 ms on one thread, ~14 ms on two, on the 2-core test machine; docs/performance.md).
+SMALL_HIDDEN = 512
+
+
+def auto_threads(hidden_size: int) -> int:
+    """Torch CPU threads for a checkpoint of this width when the user did not choose."""
+    if 0 < hidden_size < SMALL_HIDDEN:
+        return 1
+    return max(1, os.cpu_count() or 1)
 
 
 def fastpath_enabled() -> bool:
@@ -150,6 +163,7 @@ class Engine:
         self.softcap = text_cfg.get("final_logit_softcapping", 30.0)
         self.eos_ids = self._eos_ids()
         self.banned = self._banned_ids()
+        self.tokens = tokencache.for_tokenizer(self.tokenizer)  # line-cached tokenization
         # the lean forward (same math as transformers; DG_LSP_FASTPATH=0 turns it off)
         self.fast: fastpath.FastModel | None = getattr(loaded, "fast", None)
         if self.fast is None and fast and fastpath_enabled() and fastpath.unsupported(config) is None:
@@ -157,9 +171,8 @@ class Engine:
         if self.fast is None and self.model is None:
             raise EngineError("checkpoint loaded without transformers but the fast path is off")
         self.cache = PromptCache(self.model, self.fast)
-        if threads and self.device == "cpu":
-            torch.set_num_threads(threads)
         if self.device == "cpu":
+            torch.set_num_threads(threads or auto_threads(int(text_cfg.get("hidden_size", 0))))
             # products of near-zero probabilities and weights (self-conditioning) are denormal
             # numbers, which x86 CPUs handle in slow microcode; flush them to zero
             torch.set_flush_denormal(True)
@@ -237,9 +250,12 @@ class Engine:
 
     # ----------------------------------------------------------------- pieces
     def count_tokens(self, text: str) -> int:
-        return len(encode_text(self.tokenizer, text))
+        return len(self.tokens.encode(text))
 
     def prompt(self, prefix: str, suffix: str, language: str = "code") -> Prompt:
+        if self.layout == "fim":  # the same ids build_prompt would make, from the line cache
+            return build_prompt(self.tokenizer, prefix, suffix, layout="fim",
+                                prefix_ids=self.tokens.encode(prefix), suffix_ids=self.tokens.encode(suffix))
         return build_prompt(self.tokenizer, prefix, suffix, layout=self.layout, language=language)
 
     def _step_fn(self, kv: Any, start: int) -> Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]:
