@@ -19,6 +19,7 @@ from dg_lsp.context import LanguageSpec, SyntaxDocument, registry
 from dg_lsp.engine import Engine, ModelLoadError
 from dg_lsp.protocol import DgProtocol, is_parse_error
 from dg_lsp.settings import DEFAULTS, Settings, decode, model_key
+from dg_lsp.completion_cache import CompletionCache
 from dg_lsp.stats import Stats
 from dg_lsp.worker import Worker
 
@@ -48,6 +49,7 @@ class DgLanguageServer(LanguageServer):
         self.revisions: dict[str, int] = {}
         self.worker = Worker()
         self.stats = Stats()
+        self.completions = CompletionCache()  # proposals reused while they are typed
         self.engine: Engine | None = None
         self.load_error: str | None = None
         self._loaded_key: tuple[Any, ...] | None = None
@@ -131,6 +133,7 @@ class DgLanguageServer(LanguageServer):
                 log.info("work done progress unavailable: %s", exc)
                 progress = False
         self.engine = None
+        self.completions = CompletionCache()  # proposals of the previous model no longer apply
         try:
             engine = await asyncio.get_running_loop().run_in_executor(
                 self.worker.pool,

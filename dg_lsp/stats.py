@@ -15,6 +15,7 @@ class Stats:
         self.cached: deque[float] = deque(maxlen=keep)
         self.answered = 0
         self.dropped = 0
+        self.cache_hits = 0  # answered from the completion cache (no model run)
 
     def record(self, timings: dict[str, float], steps: int, tokens: int, cached: int, prompt: int) -> None:
         self.answered += 1
@@ -32,6 +33,7 @@ class Stats:
         return {
             "answered": self.answered,
             "dropped": self.dropped,
+            "completion_cache_hits": self.cache_hits,
             "median_ms": phases,
             "denoising_steps_mean": steps / len(self.steps) if self.steps else 0.0,
             "tokens_per_forward": sum(self.tokens) / steps if steps else 0.0,

@@ -102,3 +102,40 @@ async def test_incremental_edits_are_seen(client: LanguageClient):
         assert item.range.start == types.Position(line=2, character=4)
         new = apply_edit(text, item.range, item.insert_text)
         assert new.startswith(text) and error_count(new) == 0
+
+
+async def test_typing_a_proposal_is_served_from_the_cache(client: LanguageClient):
+    """After a proposal, typing its first character answers with the rest, without the model."""
+    uri = "file:///work/cache.py"
+    open_doc(client, uri, SAMPLE)
+    found = None
+    for pos in positions(SAMPLE):
+        res = await inline(client, uri, pos)
+        if res.items and len(res.items[0].insert_text) > 1 and res.items[0].range.end == pos:
+            found = pos, res.items[0].insert_text
+            break
+    assert found is not None, "the tiny model proposed nothing longer than one character"
+    pos, proposal = found
+    before = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="dg-lsp.status"))
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[types.TextDocumentContentChangePartial(range=types.Range(start=pos, end=pos), text=proposal[0])],
+        )
+    )
+    after_typing = types.Position(line=pos.line, character=pos.character + len(proposal[0].encode("utf-16-le")) // 2)
+    res = await inline(client, uri, after_typing)
+    assert [i.insert_text for i in res.items] == [proposal[1:]]
+    status = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="dg-lsp.status"))
+    assert status["stats"]["completion_cache_hits"] == before["stats"]["completion_cache_hits"] + 1
+    # typing something else is a miss: the model runs again (whatever it proposes)
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=3),
+            content_changes=[types.TextDocumentContentChangePartial(
+                range=types.Range(start=after_typing, end=after_typing), text="\u00a7")],
+        )
+    )
+    await inline(client, uri, types.Position(line=after_typing.line, character=after_typing.character + 1))
+    status2 = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="dg-lsp.status"))
+    assert status2["stats"]["completion_cache_hits"] == status["stats"]["completion_cache_hits"]

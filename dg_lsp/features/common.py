@@ -28,6 +28,10 @@ async def proposal_at(
     if snap is None:
         return None
     offset = ls.offset_of(snap, position)
+    hit = ls.completions.lookup(uri, snap.text, offset)
+    if hit is not None:  # the user is typing a proposal we made: its rest, without the model
+        ls.stats.cache_hits += 1
+        return snap, Proposal(hit.text, offset, hit.replace, hit.mode, reason="completion cache")
     engine = await ls.get_engine()
     if engine is None:
         log.info("no model loaded (%s): empty result", ls.load_error)
@@ -59,6 +63,7 @@ async def proposal_at(
     if not prop.text:
         log.debug("no completion: %s", prop.reason)
         return None
+    ls.completions.store(uri, snap.text, offset, prop.text, prop.replace, prop.mode)
     log.info("completion %s:%d:%d in %.0f ms (%s)", uri, position.line, position.character, prop.timings.get("total", 0), prop.mode)
     return snap, prop
 

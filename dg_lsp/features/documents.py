@@ -29,4 +29,5 @@ def register(server: "DgLanguageServer") -> None:
         uri = params.text_document.uri
         ls.worker.cancel_key(uri, "document closed")
         ls.syntax.pop(uri, None)
+        ls.completions.forget(uri)
         ls.bump_revision(uri)
