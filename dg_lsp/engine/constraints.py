@@ -389,12 +389,12 @@ class CanvasConstraint:
         self.stats["steps"] += 1
         row_logits = logits[0]
         chain = _LazyArgmax(row_logits)
-        nopush: set[int] = set()
+        caps: dict[int, int] = {}  # position -> most it may leave open (closing / dropped openers)
         for _ in range(MAX_BACKTRACKS + 1):
-            rows, keys, back = self._walk(row_logits, chain, nopush)
+            rows, keys, back = self._walk(row_logits, chain, caps)
             if back is None:
                 break
-            nopush.add(back)  # the model ends the middle later: this opener is dropped instead
+            caps[back[0]] = back[1]  # the model ends the middle later: this opener is dropped instead
             self.stats["backtracks"] += 1
         if not rows:
             return
@@ -404,15 +404,16 @@ class CanvasConstraint:
         else:
             row_logits.index_add_(0, torch.tensor(rows, dtype=torch.long, device=row_logits.device), bias)
 
-    def feasible(self, st: _State, rem: int, nopush: bool = False) -> torch.Tensor:
-        """(V,) bool: the tokens feasible next in state ``st`` with ``rem`` positions after it."""
-        return self._bias(self._key(st, rem, nopush)) == 0
+    def feasible(self, st: _State, rem: int, cap: int | None = None) -> torch.Tensor:
+        """(V,) bool: the tokens feasible next in state ``st`` with ``rem`` positions after it
+        (and at most ``cap`` brackets / literals left open after the token)."""
+        return self._bias(self._key(st, rem, cap)) == 0
 
-    def _key(self, st: _State, rem: int, nopush: bool) -> tuple[int, str, int, int]:
-        """Masks depend on the state and on how many positions are left -- up to a cap."""
-        limit = min(rem, self._need(len(st.opened), st.lex) if nopush else _BIG)
-        cap = len(st.opened) + self._max_push(st.lex) + 1  # a larger limit changes nothing
-        return (st.lex, st.opened, st.closed, min(limit, cap))
+    def _key(self, st: _State, rem: int, cap: int | None = None) -> tuple[int, str, int, int]:
+        """Masks depend on the state and on how much may be left open -- up to a cap."""
+        limit = min(rem, _BIG if cap is None else cap)
+        most = len(st.opened) + self._max_push(st.lex) + 1  # a larger limit changes nothing
+        return (st.lex, st.opened, st.closed, min(limit, most))
 
     def _bias(self, key: tuple[int, str, int, int]) -> torch.Tensor:
         """(V,) float: 0 for feasible tokens, -inf for the others (all 0 when none is feasible)."""
@@ -440,18 +441,19 @@ class CanvasConstraint:
     def _rems(self, rows: list[int], L: int) -> list[int]:
         return [(L - 1 - i + self.left) if self.final else _BIG for i in rows]
 
-    def _walk(self, row_logits: torch.Tensor, chain: "_LazyArgmax", nopush: set[int]) -> tuple[list[int], list[tuple[int, str, int, int]], int | None]:
+    def _walk(self, row_logits: torch.Tensor, chain: "_LazyArgmax", caps: dict[int, int]) -> tuple[list[int], list[tuple[int, str, int, int]], tuple[int, int] | None]:
         """Follow the argmax ``chain`` (corrected in place) from the left.
 
-        Returns the free positions up to the end of the middle with the mask key before each,
-        and a position to backtrack to: where the model ends the middle (EOS / end of line)
-        while something the middle opened is still open, and no closer is among its top
-        choices there, the opener's position (which is then walked again without opening anything).
+        Returns the free positions up to the end of the middle with the mask key of each, and
+        maybe a (position, cap) to walk again with: where the model ends the middle (EOS / end
+        of line) while something the middle opened is still open, the best closing token is
+        used if it is among the model's top choices there; otherwise the innermost opener's
+        position is re-chosen among tokens that open nothing (its cap is the need before it).
         """
         L = len(chain)
         rows: list[int] = []
         keys: list[tuple[int, str, int, int]] = []
-        opened_at: list[int] = []  # position of each open bracket / literal of the middle
+        opened_at: list[tuple[int, int]] = []  # (position, need before it) of each open thing
         plain = self.plain
         st = self.origin
         need = self._need(len(st.opened), st.lex)
@@ -460,12 +462,15 @@ class CanvasConstraint:
             tok = self.fixed[0][i] if fixed else chain[i]  # type: ignore[index]
             rem = (L - 1 - i + self.left) if self.final else _BIG
             if not fixed:
-                key = self._key(st, rem, i in nopush)
-                if not (plain[tok] and need <= key[3]) and not self._ok(st, tok, rem, i in nopush):
+                key = self._key(st, rem, caps.get(i))
+                if not (plain[tok] and need <= key[3]) and not self._ok(st, tok, rem, caps.get(i)):
                     ends = tok in self.eos or (self.single and self.table.table(st.lex).newline[tok])
+                    if ends and opened_at and i not in caps:
+                        close_key = self._key(st, rem, need - 1)
+                        if not self._in_top(row_logits[i], self._bias(close_key)):
+                            return rows, keys, opened_at[-1]
+                        caps[i], key = need - 1, close_key
                     bias = self._bias(key)
-                    if ends and opened_at and not self._closer_in_top(row_logits[i], bias, st):
-                        return rows, keys, opened_at[-1]
                     if bool((bias == 0).any()):
                         tok = chain[i] = int((row_logits[i] + bias).argmax())
                         self.stats["corrected"] += 1
@@ -481,18 +486,16 @@ class CanvasConstraint:
             after = self._need(len(nxt.opened), nxt.lex)
             if after < need:
                 del opened_at[max(0, len(opened_at) - (need - after)) :]
-            opened_at += [i] * max(0, after - need)
+            opened_at += [(i, need)] * max(0, after - need)
             st, need = nxt, after
         return rows, keys, None
 
-    def _closer_in_top(self, raw: torch.Tensor, bias: torch.Tensor, st: _State) -> bool:
-        """Whether a feasible token that closes something is among the model's top choices."""
-        tab = self.table.table(st.lex)
-        sp = self.table.special
-        closes = (bias.index_select(0, sp) == 0) & ((tab.pops_len > 0) | (tab.end_t != st.lex))
-        if not bool(closes.any()):
+    def _in_top(self, raw: torch.Tensor, bias: torch.Tensor) -> bool:
+        """Whether a token feasible under ``bias`` is among the model's top choices."""
+        ok = bias == 0
+        if not bool(ok.any()):
             return False
-        best = raw.index_select(0, sp).masked_fill(~closes, NEG_INF).max()
+        best = raw.masked_fill(~ok, NEG_INF).max()
         return bool((raw > best).sum() < CLOSER_TOP_K)
 
     def accept(self, sampled: torch.Tensor, accept: torch.Tensor) -> torch.Tensor:
@@ -528,7 +531,7 @@ class CanvasConstraint:
     def _need(self, opened: int, lex: int) -> int:
         return opened + (0 if lex in self.ctx.end_ok else 1)
 
-    def _ok(self, st: _State, tok: int, rem: int, nopush: bool = False) -> bool:
+    def _ok(self, st: _State, tok: int, rem: int, cap: int | None = None) -> bool:
         if tok in self.eos:
             return self._need(len(st.opened), st.lex) == 0
         tab = self.table.table(st.lex)
@@ -537,7 +540,7 @@ class CanvasConstraint:
             return False
         need = max(0, len(st.opened) - len(pops)) + len(tab.pushes[tok])
         need = self._need(need, tab.end[tok])
-        if nopush and need > self._need(len(st.opened), st.lex):
+        if cap is not None and need > cap:
             return False
         if self.single and tab.newline[tok]:
             return need == 0

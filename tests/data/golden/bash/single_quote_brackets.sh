@@ -1,0 +1,6 @@
+#!/bin/bash
+main() {
+  local x=1
+  y=<PROPOSED>'(['</PROPOSED><EXPECTED>'(['</EXPECTED>
+  echo done
+}

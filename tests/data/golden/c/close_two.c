@@ -1,0 +1,4 @@
+int main(void) {
+    int y = foo(a[<PROPOSED>0], 1)</PROPOSED><EXPECTED>0], 1)</EXPECTED>;
+    return y;
+}

@@ -1,0 +1,4 @@
+int main(void) {
+    int y = <PROPOSED>)x</PROPOSED><EXPECTED></EXPECTED>;
+    return y;
+}

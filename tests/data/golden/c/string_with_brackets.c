@@ -1,0 +1,4 @@
+int main(void) {
+    int y = <PROPOSED>"(["</PROPOSED><EXPECTED>"(["</EXPECTED>;
+    return y;
+}

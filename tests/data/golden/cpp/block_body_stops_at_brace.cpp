@@ -1,0 +1,8 @@
+int main() {
+    if (a) {
+        <PROPOSED>f();
+    }
+    g();</PROPOSED><EXPECTED>f();</EXPECTED><MODE>multi</MODE>
+    }
+    return 0;
+}

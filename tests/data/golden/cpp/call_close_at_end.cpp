@@ -1,0 +1,4 @@
+int main() {
+    auto y = foo(<PROPOSED>a, b</PROPOSED><EXPECTED>a, b</EXPECTED>);
+    return 0;
+}

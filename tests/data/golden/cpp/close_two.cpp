@@ -1,0 +1,4 @@
+int main() {
+    auto y = foo(a[<PROPOSED>0], 1)</PROPOSED><EXPECTED>0], 1)</EXPECTED>;
+    return 0;
+}

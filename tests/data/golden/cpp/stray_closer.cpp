@@ -1,0 +1,4 @@
+int main() {
+    auto y = <PROPOSED>)x</PROPOSED><EXPECTED></EXPECTED>;
+    return 0;
+}

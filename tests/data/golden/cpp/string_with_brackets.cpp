@@ -1,0 +1,4 @@
+int main() {
+    auto y = <PROPOSED>"(["</PROPOSED><EXPECTED>"(["</EXPECTED>;
+    return 0;
+}

@@ -1,0 +1,4 @@
+int main() {
+    auto y = <PROPOSED>"abc</PROPOSED><EXPECTED>"abc"</EXPECTED>;
+    return 0;
+}

@@ -1,0 +1,10 @@
+package p
+
+func main() {
+	if a > 0 {
+		<PROPOSED>f()
+	}
+	g()</PROPOSED><EXPECTED>f()</EXPECTED><MODE>multi</MODE>
+	}
+	_ = y
+}

@@ -1,0 +1,6 @@
+package p
+
+func main() {
+	y := foo(<PROPOSED>a, b</PROPOSED><EXPECTED>a, b</EXPECTED>)
+	_ = y
+}

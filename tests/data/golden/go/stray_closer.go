@@ -1,0 +1,6 @@
+package p
+
+func main() {
+	y := <PROPOSED>)x</PROPOSED><EXPECTED></EXPECTED>
+	_ = y
+}

@@ -1,0 +1,6 @@
+package p
+
+func main() {
+	y := <PROPOSED>"(["</PROPOSED><EXPECTED>"(["</EXPECTED>
+	_ = y
+}

@@ -1,0 +1,6 @@
+package p
+
+func main() {
+	y := <PROPOSED>"abc</PROPOSED><EXPECTED>"abc"</EXPECTED>
+	_ = y
+}

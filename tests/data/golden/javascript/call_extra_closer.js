@@ -1,0 +1,4 @@
+function main(a, b, x, offset) {
+  const y = foo(<PROPOSED>a, b) + 1)</PROPOSED><EXPECTED>a, b) + 1</EXPECTED>;
+  return y;
+}

@@ -1,0 +1,4 @@
+function main(a, b, x, offset) {
+  const y = foo(a[<PROPOSED>0], 1)</PROPOSED><EXPECTED>0], 1)</EXPECTED>;
+  return y;
+}

@@ -1,0 +1,4 @@
+function main(a, b, x, offset) {
+  const y = <PROPOSED>a + b</PROPOSED><EXPECTED>a + b</EXPECTED>;
+  return y;
+}

@@ -1,0 +1,4 @@
+function main(a, b, x, offset) {
+  const y = <PROPOSED>)x</PROPOSED><EXPECTED></EXPECTED>;
+  return y;
+}

@@ -1,0 +1,4 @@
+function main(a, b, x, offset) {
+  const y = <PROPOSED>[1, 2</PROPOSED><EXPECTED>[1, 2]</EXPECTED>;
+  return y;
+}

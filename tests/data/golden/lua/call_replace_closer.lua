@@ -1,0 +1,4 @@
+local function main(a, b, x, offset)
+  local y = foo(<PROPOSED>a, b)</PROPOSED><EXPECTED>a, b)</EXPECTED><REPLACED>)</REPLACED>
+  return y
+end

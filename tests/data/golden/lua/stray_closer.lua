@@ -1,0 +1,4 @@
+local function main(a, b, x, offset)
+  local y = <PROPOSED>)x</PROPOSED><EXPECTED></EXPECTED>
+  return y
+end

@@ -1,0 +1,3 @@
+def main(a, b, x, offset):
+    y = foo(<PROPOSED>a, b)</PROPOSED><EXPECTED>a, b)</EXPECTED><REPLACED>)</REPLACED>
+    return y

@@ -1,0 +1,8 @@
+fn main() {
+    if a > 0 {
+        <PROPOSED>f();
+        g();</PROPOSED><EXPECTED>f();</EXPECTED><MODE>multi</MODE>
+        g();
+    }
+    println!("{}", y);
+}

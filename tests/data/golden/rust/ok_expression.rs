@@ -1,0 +1,4 @@
+fn main() {
+    let y = <PROPOSED>a + b</PROPOSED><EXPECTED>a + b</EXPECTED>;
+    println!("{}", y);
+}

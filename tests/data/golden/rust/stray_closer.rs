@@ -1,0 +1,4 @@
+fn main() {
+    let y = <PROPOSED>)x</PROPOSED><EXPECTED></EXPECTED>;
+    println!("{}", y);
+}

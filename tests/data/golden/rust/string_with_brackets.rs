@@ -1,0 +1,4 @@
+fn main() {
+    let y = <PROPOSED>"(["</PROPOSED><EXPECTED>"(["</EXPECTED>;
+    println!("{}", y);
+}

@@ -1,0 +1,4 @@
+fn main() {
+    let y = <PROPOSED>"abc</PROPOSED><EXPECTED>"abc"</EXPECTED>;
+    println!("{}", y);
+}

@@ -1,0 +1,4 @@
+function main(a: number, b: number, x: number, offset: number): number {
+  const y = foo(<PROPOSED>a, b</PROPOSED><EXPECTED>a, b</EXPECTED>);
+  return y;
+}
