@@ -37,7 +37,7 @@ from pygls.protocol import LanguageServerProtocol
 log = logging.getLogger(__name__)
 
 _IGNORED = SimpleNamespace(jsonrpc="dropped")  # handle_message ignores unknown versions
-_ALWAYS_ALLOWED = {types.INITIALIZE, types.EXIT, types.SHUTDOWN}
+_ALWAYS_ALLOWED = {types.INITIALIZE, types.EXIT}  # LSP: even shutdown waits for initialize
 _NEED_OPEN_DOC = {types.TEXT_DOCUMENT_DID_CHANGE, types.TEXT_DOCUMENT_DID_CLOSE}
 
 
@@ -73,16 +73,25 @@ class DgProtocol(LanguageServerProtocol):
                 data = {**data, "params": None}  # unknown method without params: MethodNotFound below
         try:
             return super().structure_message(data)
-        except JsonRpcException as exc:
+        except JsonRpcException:
             msg_id = data.get("id")
             if _valid_id(msg_id) and isinstance(data.get("method"), str):
                 method = data["method"]
-                if self.get_message_type(method) is None:
-                    err: JsonRpcException = JsonRpcMethodNotFound.of(method)
-                else:
+                err = self._gate(method)
+                if err is None and self.get_message_type(method) is None:
+                    err = JsonRpcMethodNotFound.of(method)
+                elif err is None:
                     err = JsonRpcInvalidParams(f"invalid params for {method!r}")
                 self._error(msg_id, err, f"params {str(data.get('params'))[:200]}")
             return _IGNORED
+
+    def _gate(self, method: str) -> JsonRpcException | None:
+        """The error for a request that may not run now, whatever its params."""
+        if self._shutdown and method != types.EXIT:
+            return JsonRpcInvalidRequest("server is shutting down")
+        if method not in _ALWAYS_ALLOWED and getattr(self, "_workspace", None) is None:
+            return JsonRpcServerNotInitialized("initialize first")
+        return None
 
     def handle_message(self, message):
         if message is _IGNORED:
@@ -98,11 +107,8 @@ class DgProtocol(LanguageServerProtocol):
             if is_request:
                 self._error(msg_id, JsonRpcInvalidRequest('jsonrpc must be "2.0"'), repr(message.jsonrpc))
             return None
-        if is_request and self._shutdown and method != types.EXIT:
-            self._error(msg_id, JsonRpcInvalidRequest("server is shutting down"), method)
-            return None
-        if is_request and method not in _ALWAYS_ALLOWED and getattr(self, "_workspace", None) is None:
-            self._error(msg_id, JsonRpcServerNotInitialized("initialize first"), method)
+        if is_request and (err := self._gate(method)) is not None:
+            self._error(msg_id, err, method)
             return None
         if method in _NEED_OPEN_DOC and self._workspace is not None:
             uri = message.params.text_document.uri

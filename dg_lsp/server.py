@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,37 @@ from dg_lsp.stats import Stats
 from dg_lsp.worker import Worker
 
 log = logging.getLogger("dg_lsp")
+
+_LSP_BREAK = re.compile(r"\r\n|\r|\n")
+_LSP_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
+class LspTextDocument(TextDocument):
+    """A document whose lines end only at ``\n``, ``\r\n`` and ``\r``, as LSP counts them.
+
+    pygls splits with ``str.splitlines``, which also breaks at form feed, vertical tab,
+    ``\x1c``-``\x1e``, ``\x85``, U+2028 and U+2029: every position after such a character
+    would point at the wrong place, and incremental edits would land there. It also never
+    reads a file from disk: only text the client sent exists.
+    """
+
+    @property
+    def lines(self):
+        return tuple(_LSP_LINE.findall(self.source))
+
+    @property
+    def source(self) -> str:
+        return self._source if self._source is not None else ""
+
+
+def use_lsp_documents(workspace: Any) -> None:
+    """Make ``workspace`` create ``LspTextDocument``s (called once ``initialize`` built it)."""
+
+    def create(doc_uri, source=None, version=None, language_id=None):
+        return LspTextDocument(doc_uri, source=source, version=version, language_id=language_id,
+                               sync_kind=workspace._sync_kind, position_codec=workspace._position_codec)
+
+    workspace._create_text_document = create
 
 
 @dataclass
@@ -236,8 +268,9 @@ class DgLanguageServer(LanguageServer):
         """LSP position of a code-point offset (pygls' own is off at the end of a document
         without a final newline)."""
         text = snap.text
-        line = text.count("\n", 0, offset)
-        start = text.rfind("\n", 0, offset) + 1
+        line, start = 0, 0
+        for m in _LSP_BREAK.finditer(text, 0, offset):
+            line, start = line + 1, m.end()
         return types.Position(line=line, character=snap.doc.position_codec.client_num_units(text[start:offset]))
 
     def shutdown_worker(self) -> None:

@@ -33,6 +33,24 @@ class RequestFailed(JsonRpcException):
     CODE = -32803
 
 
+def max_region_chars(ls: "DgLanguageServer") -> int:
+    """The most characters a rewrite or fill works on (the canvas holds the whole region)."""
+    return 8 * ls.settings.context_tokens
+
+
+def window(text: str, start: int, end: int, chars: int) -> tuple[int, int]:
+    """About ``chars`` characters of context on each side of [start, end), cut at line starts."""
+    lo = max(0, start - chars)
+    if lo > 0:
+        nl = text.find("\n", lo, start)
+        lo = nl + 1 if nl >= 0 else lo
+    hi = min(len(text), end + chars)
+    if hi < len(text):
+        nl = text.rfind("\n", end, hi)
+        hi = nl + 1 if nl >= 0 else hi
+    return lo, hi
+
+
 def _supports_resolve(ls: "DgLanguageServer") -> bool:
     cap = ls.client_capabilities.text_document
     ca = cap.code_action if cap else None
@@ -97,11 +115,14 @@ async def _compute(ls: "DgLanguageServer", data: dict[str, Any]) -> types.Worksp
 
     kind = data.get("kind")
     text = snap.text
+    if end - start > max_region_chars(ls):
+        raise RequestFailed(f"dg-lsp: the selection is too large ({end - start} characters, limit {max_region_chars(ls)})")
+    lo, hi = window(text, start, end, 4 * s.context_tokens)
     if kind == "rewrite":
 
         def run() -> list[tuple[int, int, str]]:
             res = engine.rewrite(
-                text[:start], text[start:end], text[end:],
+                text[lo:start], text[start:end], text[end:hi],
                 strength=s.rewrite_strength, steps=s.denoising_steps or None, seed=s.seed,
                 language=snap.spec.name, should_stop=outdated,
             )
@@ -112,13 +133,16 @@ async def _compute(ls: "DgLanguageServer", data: dict[str, Any]) -> types.Worksp
         if found is None:
             return None
         (r0, r1), holes = found
+        if r1 - r0 > max_region_chars(ls):
+            raise RequestFailed(f"dg-lsp: the function is too large to fill ({r1 - r0} characters)")
+        lo, hi = window(text, r0, r1, 4 * s.context_tokens)
         pieces = [text[r0 : holes[0][0]]]
         pieces += [text[holes[i][1] : holes[i + 1][0]] for i in range(len(holes) - 1)]
         pieces.append(text[holes[-1][1] : r1])
 
         def run() -> list[tuple[int, int, str]]:
             filled = engine.fill_holes(
-                text[:r0], pieces, text[r1:],
+                text[lo:r0], pieces, text[r1:hi],
                 hole_tokens=s.hole_tokens, steps=s.denoising_steps or None, seed=s.seed,
                 language=snap.spec.name, should_stop=outdated,
             )
@@ -131,6 +155,9 @@ async def _compute(ls: "DgLanguageServer", data: dict[str, Any]) -> types.Worksp
     except Cancelled as exc:
         log.info("code action on %s dropped: %s", uri, exc)
         return None
+    except Exception as exc:  # logged with its traceback; the client gets a plain message
+        log.exception("code action %s on %s failed", kind, uri)
+        raise RequestFailed(f"dg-lsp: {kind} failed: {type(exc).__name__}") from None
     if outdated():
         raise ContentModified(f"{uri} changed while the edit was computed")
     return _workspace_edit(ls, snap, edits)
@@ -157,10 +184,10 @@ def register(server: "DgLanguageServer") -> None:
 
         offers: list[tuple[str, str, str, dict[str, Any]]] = []
         base = {"uri": uri, "version": snap.version, "rev": snap.revision}
-        if end > start and wanted(REWRITE_KIND):
+        if end > start and end - start <= max_region_chars(ls) and wanted(REWRITE_KIND):
             offers.append((REWRITE_TITLE, "rewrite", REWRITE_KIND, {**base, "kind": "rewrite", "start": start, "end": end}))
         found = _region_holes(snap, start, end) if wanted(FILL_KIND) else None
-        if found is not None:
+        if found is not None and found[0][1] - found[0][0] <= max_region_chars(ls):
             _, holes = found
             title = f"{FILL_TITLE}: {len(holes)} hole{'s' if len(holes) != 1 else ''}"
             offers.append((title, "fill", FILL_KIND, {**base, "kind": "fill", "start": start, "end": end}))

@@ -28,6 +28,10 @@ async def proposal_at(
     if snap is None:
         return None
     offset = ls.offset_of(snap, position)
+    line_chars = line_length(snap.text, offset)
+    if line_chars > max_line_chars(ls):
+        log.info("no completion: the cursor line has %d characters (limit %d)", line_chars, max_line_chars(ls))
+        return None
     hit = ls.completions.lookup(uri, snap.text, offset)
     if hit is not None:  # the user is typing a proposal we made: its rest, without the model
         ls.stats.cache_hits += 1
@@ -53,6 +57,9 @@ async def proposal_at(
         ls.stats.dropped += 1
         log.info("completion for %s dropped: %s", uri, exc)
         return None
+    except Exception:  # an engine failure is a log line and an empty result, never a dead request
+        log.exception("completion for %s:%d:%d failed", uri, position.line, position.character)
+        return None
     if outdated():
         ls.stats.dropped += 1
         log.info("completion for %s dropped: document changed while computing", uri)
@@ -66,6 +73,18 @@ async def proposal_at(
     ls.completions.store(uri, snap.text, offset, prop.text, prop.replace, prop.mode)
     log.info("completion %s:%d:%d in %.0f ms (%s)", uri, position.line, position.character, prop.timings.get("total", 0), prop.mode)
     return snap, prop
+
+
+def line_length(text: str, offset: int) -> int:
+    start = max(text.rfind("\n", 0, offset), text.rfind("\r", 0, offset)) + 1
+    ends = [i for i in (text.find("\n", offset), text.find("\r", offset)) if i >= 0]
+    return (min(ends) if ends else len(text)) - start
+
+
+def max_line_chars(ls: "DgLanguageServer") -> int:
+    """The cursor line always goes into the prompt whole: past this many characters (minified
+    code, data on one line) it would not fit the prompt budget, so there is no completion."""
+    return max(4096, 8 * ls.settings.context_tokens)
 
 
 def edit_range(ls: "DgLanguageServer", snap: "Snapshot", prop: Proposal) -> types.Range:

@@ -20,6 +20,9 @@ CONTEXT_COMMAND = "dg-lsp.showContext"
 def register(server: "DgLanguageServer") -> None:
     @server.feature(types.INITIALIZE)
     def initialize(ls: "DgLanguageServer", params: types.InitializeParams) -> None:
+        from dg_lsp.server import use_lsp_documents
+
+        use_lsp_documents(ls.workspace)
         ls.apply_settings(params.initialization_options)
 
     @server.feature(types.INITIALIZED)
