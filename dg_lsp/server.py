@@ -262,6 +262,8 @@ class DgLanguageServer(LanguageServer):
                 raise JsonRpcInvalidParams(
                     f"position {position.line}:{position.character} is past the end of the line ({units} units)"
                 )
+        if position.line == len(lines):  # the empty last line (pygls counts UTF-16 units there)
+            return len(snap.text)
         return snap.doc.offset_at_position(position)
 
     def position_at(self, snap: Snapshot, offset: int) -> types.Position:
