@@ -19,6 +19,7 @@ from typing import Callable
 
 from dg_lsp.context import LanguageSpec, SyntaxDocument, completion_mode, cut_context
 from dg_lsp.context.checks import first_new_error
+from dg_lsp.context.sticky import stabilize
 from dg_lsp.engine import Engine, InfillResult
 from dg_lsp.engine.constraints import HookChain, for_engine
 from dg_lsp.engine.sampler import LogitsHook
@@ -64,6 +65,9 @@ def propose(
     if mode == "none":
         return Proposal("", offset, 0, mode, reason="no completion at this position")
     c = cut_context(doc, offset, engine.count_tokens, settings.context_tokens, invoked=invoked)
+    # the previous request's window while it still applies: typing then only appends to the prompt
+    c = stabilize(doc.text, offset, c, doc.last_cut, engine.count_tokens, settings.context_tokens)
+    doc.last_cut = c
     t_cut = time.perf_counter()
     gen = Generation(engine, spec, c.prefix, c.suffix, mode, settings, should_stop, syntax_aware, hook)
     text, ids = gen.run("", [])

@@ -135,6 +135,7 @@ class SyntaxDocument:
     def __init__(self, spec: LanguageSpec, text: str):
         self.spec = spec
         self._parser = spec.parser()
+        self.last_cut: object | None = None  # the previous request's context window (context.sticky)
         self._set_text(text)
         self.tree: tree_sitter.Tree = self._parser.parse(self._lines.data)
 
