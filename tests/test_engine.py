@@ -134,3 +134,24 @@ def test_line_token_cache_equals_whole_text_tokenization(engine: Engine):
     # a tokenizer whose pieces cross line ends is detected and tokenized whole
     merged = LineTokenCache(lambda t: [len(t)])  # one "token" per text: not additive over lines
     assert not merged.by_line and merged.encode("a\nb\n") == [4]
+
+
+def test_self_conditioning_on_raw_or_scaled_logits(engine: Engine):
+    """The two self-conditioning signals both run, and they differ after the first step."""
+    from dg_lsp.engine.sampler import SamplerSettings, denoise
+
+    seen: dict[str, list[torch.Tensor]] = {}
+    for mode in ("scaled", "raw"):
+        calls: list[torch.Tensor] = []
+
+        def step(canvas, self_cond, calls=calls):
+            calls.append(None if self_cond is None else self_cond.clone())
+            return torch.randn(1, canvas.shape[1], 64, generator=torch.Generator().manual_seed(len(calls)))
+
+        settings = SamplerSettings(max_steps=3, t_max=0.5, t_min=0.5, confidence_threshold=-1.0, self_conditioning=mode)
+        denoise(step, torch.zeros(1, 4, dtype=torch.long), settings, vocab_size=64, generator=torch.Generator().manual_seed(0))
+        seen[mode] = calls
+    assert seen["scaled"][0] is None and seen["raw"][0] is None
+    raw, scaled = seen["raw"][1], seen["scaled"][1]
+    # raw: the logits themselves; scaled: log-probabilities at temperature 0.5 (twice as sharp)
+    torch.testing.assert_close(torch.log_softmax(raw / 0.5, -1), scaled)
