@@ -249,8 +249,10 @@ class FastModel:
         cache.reserve(start + n)
         x = F.embedding(torch.tensor([ids], device=self.device), self.embed) * self.embed_scale  # (1, n, D)
         cos, sin = self.rope(start, n)
-        # query i (position start+i) sees keys 0..start+i
-        mask = torch.ones(n, start + n, dtype=torch.bool, device=self.device).tril_(diagonal=start)
+        # query i (position start+i) sees keys 0..start+i; from the start of the cache that is the
+        # plain causal mask, which the attention kernel applies without materialising it
+        causal = start == 0
+        mask = None if causal else torch.ones(n, start + n, dtype=torch.bool, device=self.device).tril_(diagonal=start)
         last = len(self.layers) - 1
         for i, ly in enumerate(self.layers):
             h = _rms(x, ly.norms["input_layernorm"], self.eps)
@@ -261,7 +263,7 @@ class FastModel:
                 break
             att = F.scaled_dot_product_attention(
                 q, cache.keys[i][:, :, : start + n], cache.values[i][:, :, : start + n],
-                attn_mask=mask, scale=1.0, enable_gqa=ly.n_heads != ly.n_kv,
+                attn_mask=mask, is_causal=causal, scale=1.0, enable_gqa=ly.n_heads != ly.n_kv,
             )
             x = self._after_attention(ly, x, att, ly.enc_scalar)
         cache.length = start + n
