@@ -94,6 +94,8 @@ def validate_dir(root: Path) -> CheckpointFiles:
             if header_end > size:
                 raise ValueError(f"file is truncated ({size} bytes, header needs {header_end})")
         except Exception as exc:
+            if is_out_of_memory(exc):
+                raise ModelLoadError(f"{w}: out of memory while mapping the weights ({exc})") from None
             raise ModelLoadError(f"{w}: corrupt safetensors: {exc}") from None
     if not any((root / n).exists() for n in TOKENIZER_FILES):
         raise ModelLoadError(f"{root}: no tokenizer (tokenizer.json or tokenizer_config.json)")
@@ -108,6 +110,30 @@ def _safetensors_data_end(path: Path) -> int:
         header = json.loads(f.read(n))
     ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
     return 8 + n + (max(ends) if ends else 0)
+
+
+def check_tokenizer(root: Path, n_tokens: int, vocab: int) -> None:
+    """Refuse a tokenizer that does not belong to the model: more tokens than the model's
+    vocabulary, or far fewer (a padded vocabulary is fine; a different tokenizer is not)."""
+    tok_file = next((root / n for n in TOKENIZER_FILES if (root / n).exists()), root)
+    if n_tokens > vocab:
+        raise ModelLoadError(
+            f"{tok_file}: tokenizer has {n_tokens} tokens but config.json says vocab_size={vocab} "
+            "(tokenizer and model do not belong together)"
+        )
+    if n_tokens < vocab - max(256, vocab // 16):
+        raise ModelLoadError(
+            f"{tok_file}: tokenizer has {n_tokens} tokens, far fewer than the model's vocab_size={vocab} "
+            "in config.json (tokenizer and model do not belong together)"
+        )
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """MemoryError, or torch's / the OS's way of saying an allocation failed."""
+    if isinstance(exc, MemoryError) or getattr(exc, "errno", None) == 12:
+        return True
+    text = str(exc).lower()
+    return any(s in text for s in ("out of memory", "cannot allocate memory", "can't allocate memory", "os error 12"))
 
 
 def pick_device(device: str) -> str:
@@ -178,17 +204,18 @@ def load_checkpoint(
         )
     except ModelLoadError:
         raise
-    except MemoryError:
-        raise ModelLoadError(f"{files.weights[0]}: out of memory while loading the weights") from None
     except Exception as exc:
+        if is_out_of_memory(exc):
+            raise ModelLoadError(f"{files.weights[0]}: out of memory while loading the weights ({exc})") from None
         raise ModelLoadError(f"{files.weights[0]}: weights do not load with {files.config.name}: {exc}") from None
-    net.eval().to(dev)
+    try:
+        net.eval().to(dev)
+    except Exception as exc:
+        if is_out_of_memory(exc):
+            raise ModelLoadError(f"{files.weights[0]}: out of memory moving the model to {dev} ({exc})") from None
+        raise
     vocab = net.config.get_text_config().vocab_size
-    if len(tokenizer) > vocab:
-        raise ModelLoadError(
-            f"{root}: tokenizer has {len(tokenizer)} tokens but config.json says vocab_size={vocab} "
-            "(tokenizer and model do not belong together)"
-        )
+    check_tokenizer(root, len(tokenizer), vocab)
     generation: dict[str, Any] = {}
     if files.generation_config is not None:
         try:
