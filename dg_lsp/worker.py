@@ -46,6 +46,8 @@ class Worker:
     def __init__(self) -> None:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dg-lsp-model")
         self.latest: dict[str, Ticket] = {}
+        self._lock = threading.Lock()
+        self.inflight = 0  # jobs submitted and not yet finished on the worker thread
 
     def ticket(self, key: str | None, *, supersede: bool = True) -> Ticket:
         """A ticket for a new job; with ``supersede`` an older job on ``key`` is cancelled."""
@@ -71,10 +73,21 @@ class Worker:
         loop = asyncio.get_running_loop()
 
         def job() -> T:
-            t.check()
-            return fn(*args)
+            try:
+                t.check()
+                return fn(*args)
+            finally:
+                with self._lock:
+                    self.inflight -= 1
 
-        fut = loop.run_in_executor(self.pool, job)
+        with self._lock:
+            self.inflight += 1
+        try:
+            fut = loop.run_in_executor(self.pool, job)
+        except BaseException:
+            with self._lock:
+                self.inflight -= 1
+            raise
         try:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:

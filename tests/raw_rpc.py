@@ -64,6 +64,7 @@ class RawServer:
         self.null_id: list[dict] = []  # errors answered with "id": null (parse errors, invalid requests)
         self.violations: list[str] = []
         self.frames = 0
+        self.order: list = []  # ids of responses in the order they arrived
         self.closed = False
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -106,6 +107,7 @@ class RawServer:
                         self.null_id.append(msg)
                     else:
                         self.responses[_key(msg["id"])] = msg
+                        self.order.append(msg["id"])
                     self.cond.notify_all()
         finally:
             with self.cond:

@@ -87,4 +87,5 @@ def status(ls: "DgLanguageServer") -> dict[str, Any]:
         "model": ls.engine.describe() if ls.engine else None,
         "cache": {"hits": ls.engine.cache.hits, "misses": ls.engine.cache.misses} if ls.engine else None,
         "stats": ls.stats.summary(),
+        "worker": {"inflight": ls.worker.inflight, "tickets": len(ls.worker.latest)},
     }
