@@ -12,7 +12,8 @@ client waits forever. Here every request gets a JSON-RPC error with its id:
 - InvalidParams (-32602): params that do not convert into the method's lsprotocol type;
 - ServerNotInitialized (-32002): a request before ``initialize``.
 
-Error responses never carry a traceback (it goes to the log on stderr), and
+Notification handlers no longer leak their futures (one per keystroke). Error responses
+never carry a traceback (it goes to the log on stderr), and
 ``didChange``/``didClose`` for a document that was never opened are logged and ignored.
 """
 
@@ -57,6 +58,19 @@ class DgProtocol(LanguageServerProtocol):
         if error is not None and isinstance(error.data, dict) and "traceback" in error.data:
             error.data = None  # the traceback is in the log; the client gets the message
         return super()._send_response(msg_id, result, error)
+
+    def _execute_handler(self, msg_id, handler, callback, args=None, kwargs=None):
+        """pygls keeps the future of every generator or async notification handler (didOpen,
+        didChange, didClose, initialized) in ``_request_futures`` forever: one per keystroke.
+        Drop it when the handler is done."""
+        if callback == self._check_handler_result:
+
+            def done(future, _check=callback):
+                self._request_futures.pop(msg_id, None)
+                _check(future)
+
+            callback = done
+        return super()._execute_handler(msg_id, handler, callback, args, kwargs)
 
     def structure_message(self, data: dict[str, Any]):
         if "jsonrpc" in data and "method" in data:

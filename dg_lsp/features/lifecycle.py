@@ -87,5 +87,6 @@ def status(ls: "DgLanguageServer") -> dict[str, Any]:
         "model": ls.engine.describe() if ls.engine else None,
         "cache": {"hits": ls.engine.cache.hits, "misses": ls.engine.cache.misses} if ls.engine else None,
         "stats": ls.stats.summary(),
-        "worker": {"inflight": ls.worker.inflight, "tickets": len(ls.worker.latest)},
+        "worker": {"inflight": ls.worker.inflight, "tickets": len(ls.worker.latest),
+                   "pending": len(ls.protocol._request_futures)},
     }
