@@ -4,10 +4,10 @@ Shared by the LSP features and ``dg-lsp complete``. Runs on the worker thread.
 
 The canvas is sized to the hole: 16 tokens for the rest of a line, the model's canvas for a
 block body, a further canvas only when the line / block has not ended. With ``syntax_aware``
-(the default) the sampler runs under lexical constraints (``dg_lsp.engine.constraints``) and a
-middle that still adds a syntax error is repaired once: the canvas is denoised again, for a
-few steps, from the token before the first new error; then post-processing truncates it to
-its longest valid prefix, or drops it.
+(the default) the sampler runs under lexical constraints (``dg_lsp.engine.constraints``). A
+middle that adds a syntax error is cut to its longest valid prefix; when no prefix is valid it
+is repaired once (the canvas is denoised again, for a few steps, from the token before the
+first new error) and checked again; only then is nothing returned.
 """
 
 from __future__ import annotations
@@ -30,6 +30,21 @@ log = logging.getLogger(__name__)
 
 LINE_CANVAS = 16  # tokens for the rest of a line (two canvases at most)
 REPAIR_STEPS = 3  # denoising steps of the repair pass
+# Syntax checks and bracket analysis see more of the document than the model: a middle that is
+# fine before a short cut suffix can still break what follows (characters, snapped to lines).
+CHECK_BEFORE, CHECK_AFTER = 8000, 4000
+
+
+def check_window(text: str, offset: int) -> tuple[str, str]:
+    """(prefix, suffix) around ``offset`` for validation: whole lines, a few thousand characters."""
+    a = max(0, offset - CHECK_BEFORE)
+    if a > 0:
+        a = text.find("\n", a, offset) + 1 or a
+    b = min(len(text), offset + CHECK_AFTER)
+    if b < len(text):
+        nl = text.rfind("\n", offset, b)
+        b = nl + 1 if nl >= 0 else b
+    return text[a:offset], text[offset:b]
 
 
 @dataclass
@@ -69,11 +84,12 @@ def propose(
     c = stabilize(doc.text, offset, c, doc.last_cut, engine.count_tokens, settings.context_tokens)
     doc.last_cut = c
     t_cut = time.perf_counter()
-    gen = Generation(engine, spec, c.prefix, c.suffix, mode, settings, should_stop, syntax_aware, hook)
+    check = check_window(doc.text, offset)
+    gen = Generation(engine, spec, c.prefix, c.suffix, mode, settings, should_stop, syntax_aware, hook, check)
     text, ids = gen.run("", [])
     t_inf = time.perf_counter()
-    done = finish(spec, c.prefix, text, c.suffix, mode, gen.boundaries(ids))
-    if syntax_aware and (done.truncated or not done.text):
+    done = finish(spec, check[0], text, check[1], mode, gen.boundaries(ids))
+    if syntax_aware and not done.text:  # truncation left nothing: repair (costs steps, so only then)
         done = gen.repair(text, ids, done)
     t_end = time.perf_counter()
     res = gen.results[0]
@@ -102,11 +118,16 @@ class Generation:
         should_stop: Callable[[], bool] | None,
         syntax_aware: bool,
         hook: LogitsHook | None,
+        check: tuple[str, str] | None = None,
     ):
+        """``prefix``/``suffix``: what the model sees; ``check``: the wider (prefix, suffix) that
+        validation and the suffix's closing brackets are taken from (default: the same)."""
         self.engine, self.spec, self.mode, self.settings = engine, spec, mode, settings
         self.prefix, self.suffix = prefix, suffix
+        self.check = check or (prefix, suffix)
         self.should_stop = should_stop
-        cons = for_engine(engine, spec, prefix, suffix, mode) if syntax_aware and spec is not None else None
+        wide = self.check[1]
+        cons = for_engine(engine, spec, prefix, wide, mode) if syntax_aware and spec is not None else None
         self.constraint = cons
         self.hooks = HookChain(hook, cons)
         if mode == "single":
@@ -162,8 +183,9 @@ class Generation:
         """Re-denoise from the token before the first new syntax error; keep the better answer."""
         if self.spec is None or not text.strip():
             return done
-        shaped, replace = shape(self.prefix, text, self.suffix, self.mode)
-        err = first_new_error(self.spec, self.prefix, shaped, self.suffix[replace:])
+        vp, vs = self.check
+        shaped, replace = shape(vp, text, vs, self.mode)
+        err = first_new_error(self.spec, vp, shaped, vs[replace:])
         if err is None:
             return done
         bounds = self.boundaries(ids)
@@ -173,7 +195,7 @@ class Generation:
             return done  # nothing before the error to build on: a re-run would be a new guess
         keep = text[: bounds[k - 1]]
         again, again_ids = self.run(keep, ids[:k], steps=REPAIR_STEPS, repair=True)
-        fixed = finish(self.spec, self.prefix, again, self.suffix, self.mode, self.boundaries(again_ids))
+        fixed = finish(self.spec, vp, again, vs, self.mode, self.boundaries(again_ids))
         if fixed.text and (not fixed.truncated or len(fixed.text) > len(done.text)):
             fixed.reason = "repaired" + (" and truncated" if fixed.truncated else "")
             return fixed

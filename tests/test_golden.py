@@ -120,3 +120,19 @@ def test_golden(engine: Engine, path: Path) -> None:
     if p.text:
         after = case.text[case.offset + p.replace :]
         assert is_valid(spec, case.text[: case.offset], p.text, after)
+
+
+def test_repair_re_denoises_from_the_first_new_error(engine: Engine) -> None:
+    """The repair pass keeps the tokens before the first new error and denoises the rest again."""
+    from dg_lsp.postprocess import Finished
+    from dg_lsp.service import Generation
+
+    spec = registry().get("python")
+    prefix, suffix = "def main(x):\n    y = ", "\n    return y\n"
+    script = Script(engine, "x + foo(1 2)", "x + foo(1, 2)", spec)
+    gen = Generation(engine, spec, prefix, suffix, "single", DEFAULTS, None, True, script)
+    text, ids = gen.run("", [])
+    assert text == "x + foo(1 2)"
+    done = gen.repair(text, ids, Finished("", reason="every prefix of the middle breaks the syntax"))
+    assert done.text == "x + foo(1, 2)" and done.reason == "repaired"
+    assert len(gen.results) == 2 and gen.results[1].steps <= 3

@@ -38,13 +38,15 @@ def syntax_error_count(spec: LanguageSpec, text: str) -> int:
 
 
 def new_syntax_errors(spec: LanguageSpec, prefix: str, middle: str, suffix: str) -> int:
-    """How many ERROR/MISSING nodes ``prefix+middle+suffix`` has that ``prefix+suffix`` has not.
+    """How many ERROR/MISSING nodes ``prefix+middle+suffix`` adds to ``prefix+suffix``.
 
-    Nodes are matched by where they start (positions after the cursor shifted by the middle),
-    so a middle that removes one error and adds another elsewhere still adds one; an error
-    that was already open at the cursor (an unfinished call being typed) may grow over the middle.
+    At least the difference of the counts; besides, nodes are matched by where they start
+    (positions after the cursor shifted by the middle), so a middle that removes one error and
+    adds another elsewhere still adds one. An error that was already open at the cursor (an
+    unfinished call being typed) may grow over the middle.
     """
-    return len(_new_error_starts(spec, prefix, middle, suffix))
+    more = syntax_error_count(spec, prefix + middle + suffix) - syntax_error_count(spec, prefix + suffix)
+    return max(more, len(_new_error_starts(spec, prefix, middle, suffix)))
 
 
 def _new_error_starts(spec: LanguageSpec, prefix: str, middle: str, suffix: str) -> list[int]:
@@ -53,20 +55,20 @@ def _new_error_starts(spec: LanguageSpec, prefix: str, middle: str, suffix: str)
         return []
     pb = len(prefix.encode("utf-8"))
     mlen = len(middle.encode("utf-8"))
-    before: dict[int, int] = {}
-    for s in _error_starts(_parse(spec, prefix + suffix).root_node):
-        key = s if s < pb else s + mlen
-        before[key] = before.get(key, 0) + 1
-        if s == pb:
-            before[-1 - s] = before.get(-1 - s, 0) + 1  # an error at the cursor may start before or after the middle
+    # each error of prefix+suffix may match one error of prefix+middle+suffix, at its position
+    # (an error at the cursor may now start before or after the middle)
+    free: dict[int, list[int]] = {}
+    for n, s in enumerate(_error_starts(_parse(spec, prefix + suffix).root_node)):
+        for key in ((s,) if s < pb else (s + mlen,) if s > pb else (pb, pb + mlen)):
+            free.setdefault(key, []).append(n)
+    used: set[int] = set()
     out: list[int] = []
     for s in sorted(_error_starts(_parse(spec, prefix + middle + suffix).root_node)):
-        for key in (s, -1 - s if s == pb else None):
-            if key is not None and before.get(key, 0) > 0:
-                before[key] -= 1
-                break
-        else:
+        match = next((n for n in free.get(s, []) if n not in used), None)
+        if match is None:
             out.append(s)
+        else:
+            used.add(match)
     return out
 
 

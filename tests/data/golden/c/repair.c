@@ -1,4 +1,0 @@
-int main(void) {
-    int y = <PROPOSED>x + foo(1 2)</PROPOSED><REPAIR>x + foo(1, 2)</REPAIR><EXPECTED>x + foo(1, 2)</EXPECTED>;
-    return y;
-}

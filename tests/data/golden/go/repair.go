@@ -1,6 +1,0 @@
-package p
-
-func main() {
-	y := <PROPOSED>x + foo(1 2)</PROPOSED><REPAIR>x + foo(1, 2)</REPAIR><EXPECTED>x + foo(1, 2)</EXPECTED>
-	_ = y
-}

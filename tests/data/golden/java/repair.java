@@ -1,6 +1,0 @@
-class Main {
-    int main(int a, int b) {
-        int y = <PROPOSED>x + foo(1 2)</PROPOSED><REPAIR>x + foo(1, 2)</REPAIR><EXPECTED>x + foo(1, 2)</EXPECTED>;
-        return y;
-    }
-}

@@ -1,3 +1,0 @@
-def main(a, b, x, offset):
-    y = <PROPOSED>x + foo(1 2)</PROPOSED><REPAIR>x + foo(1, 2)</REPAIR><EXPECTED>x + foo(1, 2)</EXPECTED>
-    return y

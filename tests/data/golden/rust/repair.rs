@@ -1,4 +1,0 @@
-fn main() {
-    let y = <PROPOSED>x + foo(1 2)</PROPOSED><REPAIR>x + foo(1, 2)</REPAIR><EXPECTED>x + foo(1, 2)</EXPECTED>;
-    println!("{}", y);
-}
