@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
@@ -60,14 +61,16 @@ class DgProtocol(LanguageServerProtocol):
         return super()._send_response(msg_id, result, error)
 
     def _execute_handler(self, msg_id, handler, callback, args=None, kwargs=None):
-        """pygls keeps the future of every generator or async notification handler (didOpen,
-        didChange, didClose, initialized) in ``_request_futures`` forever: one per keystroke.
-        Drop it when the handler is done."""
-        if callback == self._check_handler_result:
+        """pygls files the future of every handler in ``_request_futures`` but removes only
+        those of requests: the futures of notifications run by its builtin generators
+        (didOpen, didChange, didClose: one per keystroke) and of async handlers they yield
+        to (commands) stayed forever. Drop them when the handler is done."""
+        is_request = isinstance(callback, partial) and callback.func == self._send_handler_result
+        if not is_request:
 
-            def done(future, _check=callback):
+            def done(future, _then=callback):
                 self._request_futures.pop(msg_id, None)
-                _check(future)
+                _then(future)
 
             callback = done
         return super()._execute_handler(msg_id, handler, callback, args, kwargs)
