@@ -18,7 +18,15 @@ from typing import Any
 
 from dg_lsp.engine import fastpath
 from dg_lsp.engine.errors import ModelLoadError
-from dg_lsp.engine.loader import Loaded, pick_device, pick_dtype, resolve_model_dir, validate_dir
+from dg_lsp.engine.loader import (
+    Loaded,
+    check_tokenizer,
+    is_out_of_memory,
+    pick_device,
+    pick_dtype,
+    resolve_model_dir,
+    validate_dir,
+)
 from dg_lsp.engine.prompt import FIM_TOKEN_SETS
 
 
@@ -120,26 +128,23 @@ def load(model: str | None, *, device: str = "auto", dtype: str = "auto") -> Nat
             for k, v in load_file(str(w), device="cpu").items():
                 if "vision" not in k:
                     tensors[k] = v.to(dtype=torch_dtype, device=dev)
-    except MemoryError:
-        raise ModelLoadError(f"{files.weights[0]}: out of memory while loading the weights") from None
     except Exception as exc:
+        if is_out_of_memory(exc):
+            raise ModelLoadError(f"{files.weights[0]}: out of memory while loading the weights") from None
         raise ModelLoadError(f"{files.weights[0]}: weights do not load: {exc}") from None
     try:
         fm = fastpath.FastModel(config, tensors)
     except KeyError as exc:
         raise ModelLoadError(f"{files.weights[0]}: weights do not match config.json: missing tensor {exc}") from None
-    except (RuntimeError, ValueError) as exc:
+    except (RuntimeError, ValueError, MemoryError) as exc:
+        if is_out_of_memory(exc):
+            raise ModelLoadError(f"{files.weights[0]}: out of memory while loading the weights") from None
         raise ModelLoadError(f"{files.weights[0]}: weights do not match config.json: {exc}") from None
     check_shapes(config, fm, files.weights[0])
     n_layers = len(fm.layers)
     if any(k.startswith(f"model.decoder.layers.{n_layers}.") for k in tensors):
         raise ModelLoadError(f"{files.weights[0]}: weights have more layers than config.json's {n_layers}")
-    vocab = fm.vocab_size
-    if len(tokenizer) > vocab:
-        raise ModelLoadError(
-            f"{root}: tokenizer has {len(tokenizer)} tokens but config.json says vocab_size={vocab} "
-            "(tokenizer and model do not belong together)"
-        )
+    check_tokenizer(root, len(tokenizer), fm.vocab_size)
     generation: dict[str, Any] = {}
     if files.generation_config is not None:
         try:
