@@ -47,12 +47,13 @@ def copy_of(src: Path, name: str) -> Path:
 
 
 def set_model(s: RawServer, path: Path) -> None:
+    s.mark = len(s.notes)  # the fault's message may arrive before expect_fault starts looking
     s.notify("workspace/didChangeConfiguration", {"settings": {"dgLsp": {"model": str(path), "maxTokens": 8}}})
 
 
 def expect_fault(s: RawServer, *needles: str) -> str:
     """A showMessage naming all ``needles`` arrives; the log says it too; completions are empty."""
-    n = len(s.notes)
+    n = s.mark
 
     def found():
         return [m for m in s.notes[n:] if m["method"] == "window/showMessage" and all(x in m["params"]["message"] for x in needles)]
