@@ -180,6 +180,7 @@ def test_out_of_memory_at_load_then_reload(srv: RawServer):
         msg = expect_fault(srv, str(big), "memory")  # "out of memory" / "can't allocate memory"
     finally:
         resource.prlimit(pid, resource.RLIMIT_AS, (soft, hard))
+    print("\nOOM message:", msg)
     assert srv.alive, msg
     expect_recovered(srv)  # same setting, memory back: reloadModel loads it
     set_model(srv, TINY)
