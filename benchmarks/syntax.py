@@ -19,7 +19,8 @@ off and on. Per language: syntax-valid rate of returned middles (the file with t
 has no more ERROR/MISSING nodes than without it, counted by tree-sitter directly), bracket-balance
 rate (no bracket type more unbalanced than without it, outside strings/comments), empty-answer
 rate, exact match (vs the cut middle) and median latency; plus HumanEval-Infilling single-line
-pass@1 (``model/eval.py``'s test runner) through the same path. One thread, meant to run under nice.
+pass@1 (``model/eval.py``'s test runner) through the same path. Off and on alternate per hole /
+task, so machine load hits both alike. One thread, meant to run under nice.
 """
 
 from __future__ import annotations
@@ -238,25 +239,28 @@ def summarize(rows: list[dict]) -> dict:
     }
 
 
-def humaneval(engine, settings, limit: int, syntax_aware: bool) -> dict:
+def humaneval(engine, settings, limit: int) -> dict:
+    """HumanEval-Infilling single-line through ``propose``, constraints off and on per task in turn."""
     from dg_lsp.context import SyntaxDocument, registry
     from dg_lsp.service import propose
     from model.eval import exact, load_tasks, run_tests, test_program
 
     spec = registry().get("python")
     tasks = load_tasks("single", limit)
-    passed, em, ms = [], [], []
+    out = {k: {"pass": [], "exact": [], "ms": []} for k in ("off", "on")}
     for t in tasks:
         doc = SyntaxDocument(spec, t["prompt"] + t["suffix"])
-        engine.cache.reset()
-        t0 = time.perf_counter()
-        p = propose(engine, spec, doc, len(t["prompt"]), settings, invoked=True, syntax_aware=syntax_aware)
-        ms.append((time.perf_counter() - t0) * 1000)
-        suffix = t["suffix"][p.replace :]
-        passed.append(run_tests(test_program({**t, "suffix": suffix}, p.text)))
-        em.append(exact(p.text, t["canonical_solution"]))
+        for key in ("off", "on"):
+            engine.cache.reset()
+            t0 = time.perf_counter()
+            p = propose(engine, spec, doc, len(t["prompt"]), settings, invoked=True, syntax_aware=key == "on")
+            out[key]["ms"].append((time.perf_counter() - t0) * 1000)
+            suffix = t["suffix"][p.replace :]
+            out[key]["pass"].append(run_tests(test_program({**t, "suffix": suffix}, p.text)))
+            out[key]["exact"].append(exact(p.text, t["canonical_solution"]))
     n = len(tasks)
-    return {"n": n, "pass@1": sum(passed) / n, "exact": sum(em) / n, "p50_ms": statistics.median(ms)}
+    return {k: {"n": n, "pass@1": sum(v["pass"]) / n, "exact": sum(v["exact"]) / n, "p50_ms": statistics.median(v["ms"])}
+            for k, v in out.items()}
 
 
 def markdown(res: dict) -> str:
@@ -324,7 +328,7 @@ def main(argv: list[str] | None = None) -> None:
     for kind in KINDS:
         res["by_kind"][kind] = {k: summarize([r for r in rows[k] if r["kind"] == kind]) for k in rows}
     if a.humaneval:
-        res["humaneval"] = {k: humaneval(engine, settings, a.humaneval, k == "on") for k in ("off", "on")}
+        res["humaneval"] = humaneval(engine, settings, a.humaneval)
     res["seconds"] = time.time() - t0
     res["samples"] = [{"lang": h.lang, "kind": h.kind, "middle": h.middle, "off": rows["off"][i]["text"], "on": rows["on"][i]["text"]}
                       for i, h in enumerate(holes[:: max(1, len(holes) // 40)])]
