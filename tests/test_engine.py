@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import DynamicCache
 
-from conftest import TINY
+from conftest import ROOT, TINY
 from dg_lsp.engine import Engine, ModelLoadError
 from dg_lsp.engine.loader import load_checkpoint
 from dg_lsp.engine.prompt import build_prompt
@@ -125,7 +125,7 @@ def test_line_token_cache_equals_whole_text_tokenization(engine: Engine):
     from dg_lsp.engine.tokencache import LineTokenCache
 
     assert engine.tokens.by_line  # our byte-level BPE splits newline runs into their own pieces
-    src = (TINY.parent.parent.parent / "dg_lsp" / "engine" / "core.py").read_text(encoding="utf-8")
+    src = (ROOT / "dg_lsp" / "engine" / "core.py").read_text(encoding="utf-8")
     texts = [src[:3000], src[1000:2500] + "\r\n\r\n  tail", "\n\n\n", "no newline", "é\n\n😀 x\n"]
     for text in texts * 2:  # the second round is served from the cache
         assert engine.tokens.encode(text) == encode_text(engine.tokenizer, text)

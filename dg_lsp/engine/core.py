@@ -173,9 +173,6 @@ class Engine:
         self.cache = PromptCache(self.model, self.fast)
         if self.device == "cpu":
             torch.set_num_threads(threads or auto_threads(int(text_cfg.get("hidden_size", 0))))
-            # products of near-zero probabilities and weights (self-conditioning) are denormal
-            # numbers, which x86 CPUs handle in slow microcode; flush them to zero
-            torch.set_flush_denormal(True)
 
     # ----------------------------------------------------------------- loading
     @classmethod
