@@ -214,3 +214,22 @@ def _errors(spec, text: str) -> int:
         stack.extend(node.children)
     return n
 
+
+
+PIECES = ["(", ")", "[", "]", "{", "}", "'", '"', '"""', "`", "#", "//", "/*", "*/", "--", "[[", "]]",
+          "\\", "\n", " ", "x", "end", "$(", "#{", ";"]
+
+
+@pytest.mark.parametrize("lang", ["python", "javascript", "c", "lua", "bash", "go", "rust"])
+def test_lexing_line_by_line_equals_lexing_whole(lang: str) -> None:
+    """The per-line cached lexer composes to exactly the character-by-character one."""
+    import random
+
+    from dg_lsp.engine.constraints import _run, _run_by_line
+
+    lx = lexicon_for(registry().for_language_id(lang))
+    rng = random.Random(lang)
+    for _ in range(300):
+        text = "".join(rng.choice(PIECES) for _ in range(rng.randint(0, 120)))
+        for state in range(len(lx.states)):
+            assert _run_by_line(lx, text, state) == _run(lx, text, state, False), (text, state)

@@ -23,7 +23,10 @@ acceptance hook re-noises sampled tokens that are infeasible given the accepted 
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -81,7 +84,9 @@ class Lexicon:
     def run(self, text: str, state: int = CODE, strict: bool = False) -> "Run":
         """Lex ``text`` from ``state``; see :class:`Run`. ``strict``: a closer that does
         not match the text's own innermost opener is an error (else it just pops it)."""
-        return _run(self, text, state, strict)
+        if strict or len(text) < 256:
+            return _run(self, text, state, strict)
+        return _run_by_line(self, text, state)
 
 
 @dataclass
@@ -204,6 +209,40 @@ def _run(lx: Lexicon, text: str, state: int, strict: bool) -> Run:
             i += 1
     end = _sid(lx, (kind, opn if kind in ("str", "block") else "", close if kind != "code" else "", escaped))
     return Run(end, "".join(pops), "".join(stack), error, newline)
+
+
+_LINES = re.compile(r"[^\n]*\n|[^\n]+")  # lines with their newline ("\n" only, as the lexer)
+_LINE_RUNS: "OrderedDict[tuple[Lexicon, str, int], Run]" = OrderedDict()
+_LINE_RUNS_MAX = 50_000
+
+
+def _run_by_line(lx: Lexicon, text: str, state: int) -> Run:
+    """``_run(lx, text, state, strict=False)``, composed from cached runs of its lines.
+
+    The prefix and suffix are lexed again for every request, and between keystrokes only
+    the line at the cursor changes. A line starts after a newline, where the lexer keeps no
+    other context, so the run of a text is the runs of its lines in sequence: each line's
+    closers first pop what the lines before left open, the rest are the text's own pops.
+    """
+    pops: list[str] = []
+    stack: list[str] = []
+    error = newline = False
+    for line in _LINES.findall(text):
+        key = (lx, line, state)
+        r = _LINE_RUNS.get(key)
+        if r is None:
+            r = _run(lx, line, state, False)
+            _LINE_RUNS[key] = r
+            if len(_LINE_RUNS) > _LINE_RUNS_MAX:
+                _LINE_RUNS.popitem(last=False)
+        for closer in r.pops:
+            if stack:
+                stack.pop()
+            else:
+                pops.append(closer)
+        stack.extend(r.pushes)
+        error, newline, state = error or r.error, newline or r.newline, r.state
+    return Run(state, "".join(pops), "".join(stack), error, newline)
 
 
 # --------------------------------------------------------------------------- token tables
