@@ -52,11 +52,15 @@ def source_files(huge: bool = False) -> list[tuple[str, Path]]:
 
 
 def huge_file(lines: int = 20_000) -> Path:
-    """A real-code Python file of ``lines`` lines: standard-library modules one after another."""
+    """A real-code Python file of ``lines`` lines: standard-library modules one after another,
+    ending with the small file (``bisect.py``), whose lines are the ones retyped in it, so that
+    the small and the huge file differ only in what surrounds the same edits."""
     std = Path(sysconfig.get_paths()["stdlib"])
-    out = Path(os.environ.get("TMPDIR", "/tmp")) / "dg-lsp-bench" / f"huge_{lines}.py"
+    out = Path(os.environ.get("TMPDIR", "/tmp")) / "dg-lsp-bench" / f"huge_{lines}_bisect.py"
     if out.exists():
         return out
+    small = (std / "bisect.py").read_text(encoding="utf-8").split("\n")
+    lines -= len(small)
     parts, n = [], 0
     for name in ("argparse", "typing", "inspect", "pathlib", "tarfile", "subprocess", "dataclasses",
                  "enum", "functools", "zipfile", "logging/__init__", "email/message", "difflib"):
@@ -65,9 +69,9 @@ def huge_file(lines: int = 20_000) -> Path:
         n += text.count("\n")
         if n >= lines:
             break
-    body = "\n".join(parts).split("\n")[:lines]
+    body = "\n".join(parts).split("\n")[:lines] + small
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(body) + "\n", encoding="utf-8")
+    out.write_text("\n".join(body), encoding="utf-8")  # small ends with "" (its final newline)
     return out
 
 
@@ -120,6 +124,10 @@ async def typing_replay(args) -> dict:
             and literal_at(syn, starts[i] + len(ln) - len(ln.lstrip()) + 1) is None
         ]
         targets = targets[:: max(1, len(targets) // args.lines)][: args.lines]
+        if kind == "small":
+            small_targets, small_len = targets, len(lines)
+        elif kind == "huge":  # the same lines as in the small file, which ends the huge one
+            targets = [len(lines) - small_len + t for t in small_targets]
         doc_lines = list(lines)
         for i in targets:
             doc_lines[i] = ""

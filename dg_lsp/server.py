@@ -4,6 +4,7 @@ the model and the worker. LSP features live one per module in ``dg_lsp.features`
 from __future__ import annotations
 
 import asyncio
+from bisect import bisect_right
 import logging
 import re
 import uuid
@@ -39,13 +40,46 @@ class LspTextDocument(TextDocument):
     reads a file from disk: only text the client sent exists.
     """
 
+    _lines_of: str | None = None  # the source ``_lines`` / ``_starts`` were computed from
+    _lines: tuple[str, ...] = ()
+    _starts: list[int] = []
+
     @property
-    def lines(self):
-        return tuple(_LSP_LINE.findall(self.source))
+    def lines(self) -> tuple[str, ...]:
+        """The lines with their breaks; computed once per version of the text (a 20,000-line
+        document takes milliseconds to split, and every request and edit needs its lines)."""
+        src = self.source
+        if self._lines_of is not src:
+            self._lines = tuple(_LSP_LINE.findall(src))
+            starts, pos = [], 0
+            for line in self._lines:
+                starts.append(pos)
+                pos += len(line)
+            self._starts, self._lines_of = starts, src
+        return self._lines
 
     @property
     def source(self) -> str:
         return self._source if self._source is not None else ""
+
+    def _apply_incremental_change(self, change: types.TextDocumentContentChangePartial) -> None:
+        """pygls' edit, as one slice of the text instead of rewriting it line by line."""
+        lines = self.lines
+        rng = self._position_codec.range_from_client_units(lines, change.range)
+        src = self.source
+        start, end = rng.start, rng.end
+        if start.line >= len(lines):  # an edit at the very end of the document
+            self._source = src + change.text
+            return
+        if start.line > end.line:  # a reversed range: pygls leaves the text as it was
+            return
+
+        def offset(line: int, col: int) -> int:
+            if line >= len(lines):
+                return len(src)
+            return self._starts[line] + min(col, len(lines[line]))
+
+        self._source = src[: offset(start.line, start.character)] + change.text + src[offset(end.line, end.character) :]
 
 
 def use_lsp_documents(workspace: Any) -> None:
@@ -270,10 +304,19 @@ class DgLanguageServer(LanguageServer):
         """LSP position of a code-point offset (pygls' own is off at the end of a document
         without a final newline)."""
         text = snap.text
+        doc = snap.doc
+        codec = doc.position_codec
+        if isinstance(doc, LspTextDocument) and doc.source is text and text:
+            lines, starts = doc.lines, doc._starts  # cached per text: no scan of the whole document
+            idx = max(0, bisect_right(starts, offset) - 1)
+            start = starts[idx]
+            if offset > start + len(lines[idx].rstrip("\r\n")):  # inside or after the line break
+                return types.Position(line=idx + 1, character=0)
+            return types.Position(line=idx, character=codec.client_num_units(text[start:offset]))
         line, start = 0, 0
         for m in _LSP_BREAK.finditer(text, 0, offset):
             line, start = line + 1, m.end()
-        return types.Position(line=line, character=snap.doc.position_codec.client_num_units(text[start:offset]))
+        return types.Position(line=line, character=codec.client_num_units(text[start:offset]))
 
     def shutdown_worker(self) -> None:
         self.worker.shutdown()
