@@ -79,7 +79,25 @@ class LspTextDocument(TextDocument):
                 return len(src)
             return self._starts[line] + min(col, len(lines[line]))
 
-        self._source = src[: offset(start.line, start.character)] + change.text + src[offset(end.line, end.character) :]
+        a, b = offset(start.line, start.character), offset(end.line, end.character)
+        new = src[:a] + change.text + src[b:]
+        self._source = new
+        # re-split only the lines around the edit (one more on each side, where a "\r" and a
+        # "\n" may join into one break); the others keep their text and shift
+        first = max(0, start.line - 1)
+        last = min(len(lines), max(end.line, start.line) + 2)  # exclusive
+        lo = self._starts[first]
+        hi = self._starts[last] if last < len(lines) else len(src)
+        delta = len(new) - len(src)
+        middle = tuple(_LSP_LINE.findall(new, lo, hi + delta))
+        starts, pos = [], lo
+        for line in middle:
+            starts.append(pos)
+            pos += len(line)
+        self._lines = lines[:first] + middle + lines[last:]
+        tail = self._starts[last:]
+        self._starts = self._starts[:first] + starts + ([x + delta for x in tail] if delta else tail)
+        self._lines_of = new
 
 
 def use_lsp_documents(workspace: Any) -> None:

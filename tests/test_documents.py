@@ -40,6 +40,12 @@ def test_incremental_edits_equal_pygls_line_by_line_edit():
         TextDocument._apply_incremental_change(slow, change)
         assert fast.source == slow.source, (text, change)
         assert fast.lines == tuple(line for line in _split(fast.source))
+        assert fast._starts == [sum(len(x) for x in fast.lines[:i]) for i in range(len(fast.lines))]
+        # and a second edit on the incrementally kept lines still agrees
+        again = types.TextDocumentContentChangePartial(range=types.Range(start=a, end=a), text="\r")
+        fast._apply_incremental_change(again)
+        TextDocument._apply_incremental_change(slow, again)
+        assert fast.source == slow.source and fast.lines == tuple(_split(fast.source))
 
 
 def _split(text: str):
