@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from dg_lsp.context import LanguageSpec, SyntaxDocument, completion_mode, cut_context
-from dg_lsp.context.checks import first_new_error
+from dg_lsp.context.checks import first_new_error, prime
 from dg_lsp.context.sticky import stabilize
 from dg_lsp.engine import Engine, InfillResult
 from dg_lsp.engine.constraints import HookChain, for_engine
@@ -33,10 +33,20 @@ REPAIR_STEPS = 3  # denoising steps of the repair pass
 # Syntax checks and bracket analysis see more of the document than the model: a middle that is
 # fine before a short cut suffix can still break what follows (characters, snapped to lines).
 CHECK_BEFORE, CHECK_AFTER = 8000, 4000
+# Documents up to this size are checked whole (tree-sitter's error recovery is not local: a middle
+# that is fine in a window can still add an error to the file); the document's own tree is the
+# base, so each candidate costs an incremental parse.
+CHECK_WHOLE = 64_000
 
 
-def check_window(text: str, offset: int) -> tuple[str, str]:
-    """(prefix, suffix) around ``offset`` for validation: whole lines, a few thousand characters."""
+def check_window(text: str, offset: int, doc: SyntaxDocument | None = None) -> tuple[str, str]:
+    """(prefix, suffix) around ``offset`` for validation: the whole document when it is small
+    enough and ``doc`` has parsed this text, else whole lines, a few thousand characters."""
+    if doc is not None and len(text) <= CHECK_WHOLE:
+        parsed_text, tree = doc.parsed
+        if parsed_text == text:
+            prime(doc.spec, text, tree)
+            return text[:offset], text[offset:]
     a = max(0, offset - CHECK_BEFORE)
     if a > 0:
         a = text.find("\n", a, offset) + 1 or a
@@ -84,7 +94,7 @@ def propose(
     c = stabilize(doc.text, offset, c, doc.last_cut, engine.count_tokens, settings.context_tokens)
     doc.last_cut = c
     t_cut = time.perf_counter()
-    check = check_window(doc.text, offset)
+    check = check_window(doc.text, offset, doc)
     gen = Generation(engine, spec, c.prefix, c.suffix, mode, settings, should_stop, syntax_aware, hook, check)
     text, ids = gen.run("", [])
     t_inf = time.perf_counter()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import OrderedDict
 
 import tree_sitter
 
@@ -26,9 +27,23 @@ def _count_errors(root: tree_sitter.Node) -> int:
     return count
 
 
-@functools.lru_cache(maxsize=16)
+_TREES: "OrderedDict[tuple[LanguageSpec, str], tree_sitter.Tree]" = OrderedDict()
+
+
 def _parse(spec: LanguageSpec, text: str) -> tree_sitter.Tree:
-    return spec.parser().parse(text.encode("utf-8"))
+    tree = _TREES.get((spec, text))
+    if tree is None:
+        tree = spec.parser().parse(text.encode("utf-8"))
+        prime(spec, text, tree)
+    return tree
+
+
+def prime(spec: LanguageSpec, text: str, tree: tree_sitter.Tree) -> None:
+    """Tell the checks that ``tree`` is the parse of ``text`` (the document's own tree: the
+    checks of a whole document then parse only incrementally)."""
+    _TREES[(spec, text)] = tree
+    if len(_TREES) > 16:
+        _TREES.popitem(last=False)
 
 
 @functools.lru_cache(maxsize=64)

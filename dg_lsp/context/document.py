@@ -138,6 +138,9 @@ class SyntaxDocument:
         self.last_cut: object | None = None  # the previous request's context window (context.sticky)
         self._set_text(text)
         self.tree: tree_sitter.Tree = self._parser.parse(self._lines.data)
+        # the text and its tree, replaced together (one assignment) and never edited in place:
+        # another thread may read a consistent pair while an edit is being applied
+        self.parsed: tuple[str, tree_sitter.Tree] = (self.text, self.tree)
 
     def _set_text(self, text: str) -> None:
         self.text = text
@@ -166,7 +169,8 @@ class SyntaxDocument:
             new_text, data, start, old_end, new_end, start_byte, old_end_byte, new_end_byte
         )
         new_end_point = self._lines.point_of(new_end)
-        self.tree.edit(
+        old_tree = self.tree.copy()  # the published tree stays as it was (see ``parsed``)
+        old_tree.edit(
             start_byte=start_byte,
             old_end_byte=old_end_byte,
             new_end_byte=new_end_byte,
@@ -174,7 +178,8 @@ class SyntaxDocument:
             old_end_point=old_end_point,
             new_end_point=new_end_point,
         )
-        self.tree = self._parser.parse(self._lines.data, self.tree)
+        self.tree = self._parser.parse(self._lines.data, old_tree)
+        self.parsed = (new_text, self.tree)
 
     # -- positions -------------------------------------------------------------------
 
