@@ -216,10 +216,14 @@ def load_checkpoint(
         raise
     vocab = net.config.get_text_config().vocab_size
     check_tokenizer(root, len(tokenizer), vocab)
-    generation: dict[str, Any] = {}
-    if files.generation_config is not None:
-        try:
-            generation = json.loads(files.generation_config.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise ModelLoadError(f"{files.generation_config}: unreadable JSON: {exc}") from None
-    return Loaded(net, tokenizer, files, dev, torch_dtype, generation)
+    return Loaded(net, tokenizer, files, dev, torch_dtype, read_generation(files))
+
+
+def read_generation(files: CheckpointFiles) -> dict[str, Any]:
+    """The checkpoint's generation_config.json ({} when it has none)."""
+    if files.generation_config is None:
+        return {}
+    try:
+        return json.loads(files.generation_config.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ModelLoadError(f"{files.generation_config}: unreadable JSON: {exc}") from None

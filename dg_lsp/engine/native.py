@@ -24,6 +24,7 @@ from dg_lsp.engine.loader import (
     is_out_of_memory,
     pick_device,
     pick_dtype,
+    read_generation,
     resolve_model_dir,
     validate_dir,
 )
@@ -145,10 +146,4 @@ def load(model: str | None, *, device: str = "auto", dtype: str = "auto") -> Nat
     if any(k.startswith(f"model.decoder.layers.{n_layers}.") for k in tensors):
         raise ModelLoadError(f"{files.weights[0]}: weights have more layers than config.json's {n_layers}")
     check_tokenizer(root, len(tokenizer), fm.vocab_size)
-    generation: dict[str, Any] = {}
-    if files.generation_config is not None:
-        try:
-            generation = json.loads(files.generation_config.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise ModelLoadError(f"{files.generation_config}: unreadable JSON: {exc}") from None
-    return NativeLoaded(None, tokenizer, files, dev, torch_dtype, generation, fast=fm, config=config)
+    return NativeLoaded(None, tokenizer, files, dev, torch_dtype, read_generation(files), fast=fm, config=config)
