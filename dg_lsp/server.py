@@ -4,11 +4,12 @@ the model and the worker. LSP features live one per module in ``dg_lsp.features`
 from __future__ import annotations
 
 import asyncio
-from bisect import bisect_right
 import logging
 import re
 import uuid
+from bisect import bisect_right
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 from lsprotocol import types
@@ -51,12 +52,14 @@ class LspTextDocument(TextDocument):
         src = self.source
         if self._lines_of is not src:
             self._lines = tuple(_LSP_LINE.findall(src))
-            starts, pos = [], 0
-            for line in self._lines:
-                starts.append(pos)
-                pos += len(line)
-            self._starts, self._lines_of = starts, src
+            self._starts, self._lines_of = _line_starts(self._lines, 0), src
         return self._lines
+
+    def offset_at_server_position(self, server_position: Any) -> int:
+        """pygls' offset (column + length of the lines before), from the line starts."""
+        lines = self.lines
+        row = server_position.line
+        return server_position.character + (self._starts[row] if row < len(lines) else len(self.source))
 
     @property
     def source(self) -> str:
@@ -90,14 +93,15 @@ class LspTextDocument(TextDocument):
         hi = self._starts[last] if last < len(lines) else len(src)
         delta = len(new) - len(src)
         middle = tuple(_LSP_LINE.findall(new, lo, hi + delta))
-        starts, pos = [], lo
-        for line in middle:
-            starts.append(pos)
-            pos += len(line)
         self._lines = lines[:first] + middle + lines[last:]
         tail = self._starts[last:]
-        self._starts = self._starts[:first] + starts + ([x + delta for x in tail] if delta else tail)
+        self._starts = self._starts[:first] + _line_starts(middle, lo) + ([x + delta for x in tail] if delta else tail)
         self._lines_of = new
+
+
+def _line_starts(lines: tuple[str, ...], start: int) -> list[int]:
+    """Offsets of ``lines`` (with their breaks) in a text where the first begins at ``start``."""
+    return list(accumulate((len(line) for line in lines[:-1]), initial=start)) if lines else []
 
 
 def use_lsp_documents(workspace: Any) -> None:

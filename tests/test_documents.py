@@ -69,3 +69,7 @@ def test_position_of_every_offset_equals_a_scan_of_line_breaks():
                 line, start = line + 1, m.end()
             expected = types.Position(line=line, character=CODEC.client_num_units(text[start:offset]))
             assert DgLanguageServer.position_at(None, snap, offset) == expected, (text, offset)
+        for row in range(len(doc.lines) + 2):
+            for col in (0, 1, 3):
+                pos = types.Position(line=row, character=col)
+                assert doc.offset_at_server_position(pos) == TextDocument.offset_at_server_position(doc, pos)

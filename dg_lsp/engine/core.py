@@ -73,6 +73,7 @@ def fastpath_enabled() -> bool:
     """The fast path runs unless ``DG_LSP_FASTPATH=0`` (then transformers runs every forward)."""
     return os.environ.get("DG_LSP_FASTPATH", "1") != "0"
 
+
 _JUNK = re.compile("[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
