@@ -232,7 +232,7 @@ class Engine:
             "layout": self.layout,
             "canvas_length": self.canvas_length,
             "vocab_size": self.vocab_size,
-            "parameters": fastpath.parameters(self.fast) if self.model is None else sum(p.numel() for p in self.model.parameters()),
+            "parameters": self.fast.n_parameters if self.fast is not None else sum(p.numel() for p in self.model.parameters()),
             "sampler": self.settings.__dict__,
             "threads": torch.get_num_threads(),
             "fast_path": self.fast is not None,
