@@ -39,10 +39,11 @@ CHECK_BEFORE, CHECK_AFTER = 8000, 4000
 CHECK_WHOLE = 64_000
 
 
-def check_window(text: str, offset: int, doc: SyntaxDocument | None = None) -> tuple[str, str]:
+def check_window(doc: SyntaxDocument, offset: int) -> tuple[str, str]:
     """(prefix, suffix) around ``offset`` for validation: the whole document when it is small
     enough and ``doc`` has parsed this text, else whole lines, a few thousand characters."""
-    if doc is not None and len(text) <= CHECK_WHOLE:
+    text = doc.text
+    if len(text) <= CHECK_WHOLE:
         parsed_text, tree = doc.parsed
         if parsed_text == text:
             prime(doc.spec, text, tree)
@@ -94,7 +95,7 @@ def propose(
     c = stabilize(doc.text, offset, c, doc.last_cut, engine.count_tokens, settings.context_tokens)
     doc.last_cut = c
     t_cut = time.perf_counter()
-    check = check_window(doc.text, offset, doc)
+    check = check_window(doc, offset)
     gen = Generation(engine, spec, c.prefix, c.suffix, mode, settings, should_stop, syntax_aware, hook, check)
     text, ids = gen.run("", [])
     t_inf = time.perf_counter()
