@@ -46,6 +46,14 @@ def prime(spec: LanguageSpec, text: str, tree: tree_sitter.Tree) -> None:
         _TREES.popitem(last=False)
 
 
+@functools.lru_cache(maxsize=16)
+def _cursor(prefix: str) -> tuple[int, tuple[int, int]]:
+    """Byte offset and tree-sitter point (row, byte column) of the end of ``prefix``: every
+    check of every candidate needs them, and the prefix can be a whole document."""
+    nl = prefix.rfind("\n")
+    return len(prefix.encode("utf-8")), (prefix.count("\n"), len(prefix[nl + 1 :].encode("utf-8")))
+
+
 @functools.lru_cache(maxsize=64)
 def _parse_mid(spec: LanguageSpec, prefix: str, middle: str, suffix: str) -> tree_sitter.Tree:
     """The parse of ``prefix+middle+suffix``, made incrementally from that of ``prefix+suffix``.
@@ -57,9 +65,8 @@ def _parse_mid(spec: LanguageSpec, prefix: str, middle: str, suffix: str) -> tre
     base = _parse(spec, prefix + suffix)
     if not middle:
         return base
-    pb, mb = len(prefix.encode("utf-8")), len(middle.encode("utf-8"))
-    nl = prefix.rfind("\n")
-    start = (prefix.count("\n"), len(prefix[nl + 1 :].encode("utf-8")))
+    pb, start = _cursor(prefix)
+    mb = len(middle.encode("utf-8"))
     mnl = middle.rfind("\n")
     if mnl < 0:
         end = (start[0], start[1] + mb)
@@ -93,7 +100,7 @@ def _new_error_starts(spec: LanguageSpec, prefix: str, middle: str, suffix: str)
     """Start bytes (in ``prefix+middle+suffix``) of the ERROR/MISSING nodes the middle adds."""
     if not _parse_mid(spec, prefix, middle, suffix).root_node.has_error:
         return []
-    pb = len(prefix.encode("utf-8"))
+    pb = _cursor(prefix)[0]
     mlen = len(middle.encode("utf-8"))
     # each error of prefix+suffix may match one error of prefix+middle+suffix, at its position
     # (an error at the cursor may now start before or after the middle)
@@ -228,7 +235,7 @@ def brackets_balanced(spec: LanguageSpec, prefix: str, middle: str, suffix: str)
     # the middle's brackets, classified with the parse of prefix+middle+suffix; the prefix's and
     # the suffix's come from prefix+suffix (a middle that changes how they lex, say by opening a
     # string, adds a syntax error, which the syntax check reports)
-    pb = len(prefix.encode("utf-8"))
+    pb = _cursor(prefix)[0]
     data = middle.encode("utf-8")
     tree = _parse_mid(spec, prefix, middle, suffix)
     mid = [tok for _, tok in _events(spec, data, _skip_ranges(spec, tree, (pb, pb + len(data))), pb)]
@@ -251,7 +258,7 @@ def brackets_balanced(spec: LanguageSpec, prefix: str, middle: str, suffix: str)
 def _closable(spec: LanguageSpec, prefix: str, suffix: str) -> str:
     """Closers a middle between ``prefix`` and ``suffix`` may use (:func:`closable_brackets`)."""
     pairs = dict(spec.brackets)
-    pb = len(prefix.encode("utf-8"))
+    pb = _cursor(prefix)[0]
     stack: list[str] = []
     own: list[str] = []
     used: list[str] = []
@@ -276,7 +283,7 @@ def first_new_error(spec: LanguageSpec, prefix: str, middle: str, suffix: str) -
     starts = _new_error_starts(spec, prefix, middle, suffix)
     if not starts:
         return None
-    pb = len(prefix.encode("utf-8"))
+    pb = _cursor(prefix)[0]
     data = middle.encode("utf-8")
     b = min(max(starts[0] - pb, 0), len(data))
     return len(data[:b].decode("utf-8", "ignore"))
