@@ -38,8 +38,6 @@ class Hit:
 class CompletionCache:
     def __init__(self) -> None:
         self.docs: dict[str, deque[Entry]] = {}
-        self.hits = 0
-        self.lookups = 0
 
     def store(self, uri: str, doc: str, offset: int, text: str, replace: int, mode: str) -> None:
         if not text:
@@ -56,7 +54,6 @@ class CompletionCache:
 
     def lookup(self, uri: str, doc: str, offset: int) -> Hit | None:
         """The rest of a remembered proposal that still applies at ``offset`` in ``doc``."""
-        self.lookups += 1
         for e in reversed(self.docs.get(uri, ())):
             typed = offset - e.anchor
             if not 0 <= typed < len(e.text):
@@ -69,7 +66,6 @@ class CompletionCache:
                 continue
             if doc[offset : offset + len(e.after)] != e.after:
                 continue
-            self.hits += 1
             return Hit(e.text[typed:], e.replace, e.mode, typed)
         return None
 
