@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import tree_sitter
+import tree_sitter_python
 from lsprotocol import types
 from pytest_lsp import LanguageClient
+
+PY = tree_sitter.Language(tree_sitter_python.language())
 
 CAPABILITIES = types.ClientCapabilities(
     window=types.WindowClientCapabilities(work_done_progress=True),
@@ -76,3 +80,15 @@ async def close(client: LanguageClient, timeout: float = 30.0) -> None:
         server = getattr(client, "_server", None)
         if server is not None and server.returncode is None:
             server.kill()
+
+
+def error_count(text: str, parser: tree_sitter.Parser | None = None) -> int:
+    """ERROR/MISSING nodes, counted with tree-sitter directly (not with dg-lsp's own check);
+    Python unless ``parser`` says otherwise."""
+    tree = (parser or tree_sitter.Parser(PY)).parse(text.encode())
+    n, stack = 0, [tree.root_node]
+    while stack:
+        node = stack.pop()
+        n += node.is_error or node.is_missing
+        stack.extend(node.children)
+    return n

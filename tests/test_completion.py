@@ -6,8 +6,8 @@ from lsprotocol import types
 from pytest_lsp import LanguageClient
 
 from conftest import DATA
-from lsp_helpers import apply_edit, open_doc, utf16_offset
-from test_inline_completion import error_count, positions
+from lsp_helpers import apply_edit, error_count, open_doc, utf16_offset
+from test_inline_completion import positions
 
 SAMPLE = (DATA / "completion" / "sample.py").read_text()
 

@@ -16,7 +16,7 @@ from dg_lsp.engine.constraints import CODE, _State, analyse, for_engine, lexicon
 from dg_lsp.engine.prompt import encode_text
 from dg_lsp.engine.sampler import SamplerSettings, denoise
 from dg_lsp.postprocess import finish, stop_block
-from lsp_helpers import CAPABILITIES, close, open_doc
+from lsp_helpers import CAPABILITIES, close, error_count, open_doc
 
 
 def lx(lang: str):
@@ -183,7 +183,7 @@ async def test_embedded_model_answers_keep_syntax_and_brackets(real: LanguageCli
     spec = registry().get(lang)
     open_doc(real, uri, text, language_id=lang)
     lines = text.split("\n")
-    base = _errors(spec, text)
+    base = error_count(text, spec.parser())
     for i, line in enumerate(lines):
         for col in sorted({len(line), line.find("(") + 1, line.find("= ") + 2} - {0, 1}):
             if col > len(line):
@@ -200,19 +200,11 @@ async def test_embedded_model_answers_keep_syntax_and_brackets(real: LanguageCli
                 a = sum(len(x) + 1 for x in lines[: r.start.line]) + r.start.character
                 b = sum(len(x) + 1 for x in lines[: r.end.line]) + r.end.character
                 new = text[:a] + item.insert_text + text[b:]
-                assert _errors(spec, new) <= base, (i, col, item.insert_text)
+                assert error_count(new, spec.parser()) <= base, (i, col, item.insert_text)
                 before, after = bracket_delta(spec, text), bracket_delta(spec, new)
                 assert all(abs(after[k]) <= abs(before[k]) for k in before), (i, col, item.insert_text)
 
 
-def _errors(spec, text: str) -> int:
-    tree = spec.parser().parse(text.encode())
-    n, stack = 0, [tree.root_node]
-    while stack:
-        node = stack.pop()
-        n += node.is_error or node.is_missing
-        stack.extend(node.children)
-    return n
 
 
 

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import tree_sitter
-import tree_sitter_python
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
 from conftest import DATA
-from lsp_helpers import apply_edit, open_doc, utf16_offset
+from lsp_helpers import apply_edit, error_count, open_doc, utf16_offset
 
 SAMPLE = (DATA / "completion" / "sample.py").read_text()
-PY = tree_sitter.Language(tree_sitter_python.language())
-
-
-def error_count(text: str) -> int:
-    """ERROR/MISSING nodes, counted with tree-sitter directly (not with dg-lsp's own check)."""
-    tree = tree_sitter.Parser(PY).parse(text.encode())
-    n, stack = 0, [tree.root_node]
-    while stack:
-        node = stack.pop()
-        n += node.is_error or node.is_missing
-        stack.extend(node.children)
-    return n
 
 
 def positions(text: str) -> list[types.Position]:
