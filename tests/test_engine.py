@@ -145,7 +145,7 @@ def test_self_conditioning_on_raw_or_scaled_logits(engine: Engine):
         calls: list[torch.Tensor] = []
 
         def step(canvas, self_cond, calls=calls):
-            calls.append(None if self_cond is None else self_cond.clone())
+            calls.append(None if self_cond is None else self_cond.logits.clone())
             return torch.randn(1, canvas.shape[1], 64, generator=torch.Generator().manual_seed(len(calls)))
 
         settings = SamplerSettings(max_steps=3, t_max=0.5, t_min=0.5, confidence_threshold=-1.0, self_conditioning=mode)

@@ -39,6 +39,9 @@ def build(shape: str) -> DiffusionGemmaForBlockDiffusion:
         for name, p in model.named_parameters():
             if "per_expert_scale" in name or name.endswith("router.scale"):
                 p.uniform_(0.5, 1.5)
+        for name, b in model.named_buffers():
+            if name.endswith("layer_scalar"):
+                b.uniform_(0.5, 1.5)
     return model
 
 
@@ -149,3 +152,44 @@ def test_native_tokenizer_batch_decode_matches_transformers():
     assert nat.tokenizer.batch_decode(batch) == ref.tokenizer.batch_decode(
         batch, skip_special_tokens=True, clean_up_tokenization_spaces=False
     )
+
+
+@torch.inference_mode()
+def test_peaked_self_conditioning_skips_most_of_the_vocabulary(monkeypatch):
+    """A peaked self-conditioning signal sums only the vocabulary blocks holding its mass; the
+    logits equal those of the full product (forced by allowing no sparse share)."""
+    from dg_lsp.engine.sampler import SelfCond, log_softmax_clamped
+
+    model = build("mini")
+    fm = fastpath.FastModel.from_transformers(model)
+    g = torch.Generator().manual_seed(3)
+    cache = fm.new_cache()
+    fm.encode(torch.randint(3, 500, (30,), generator=g).tolist(), cache)
+    step = fm.step_fn(cache, 8)
+    canvas = torch.randint(0, 512, (1, 8), generator=g)
+    base = step(canvas, None)
+    peaked = base.scatter(-1, torch.randint(0, 512, (1, 8, 1), generator=g), 60.0)  # one token far ahead
+    for logits, sparse in ((peaked * 0.5, True), (base, False)):
+        logp, probs = log_softmax_clamped(logits)
+        blocks = (probs.view(8, -1, fastpath.SPARSE_BLOCK).amax(-1) > fastpath.SPARSE_FLOOR).float().mean()
+        assert bool(blocks <= fastpath.SPARSE_MAX_SHARE) == sparse
+        fast = step(canvas, SelfCond(logp, probs))
+        torch.testing.assert_close(step(canvas, logp), fast)  # from logits: the same path
+        with monkeypatch.context() as m:
+            m.setattr(fastpath, "SPARSE_MAX_SHARE", -1.0)
+            torch.testing.assert_close(step(canvas, SelfCond(logp, probs)), fast, atol=1e-5, rtol=1e-5)
+
+
+def test_blocked_argmax_is_torch_argmax():
+    from dg_lsp.engine.sampler import first_argmax as argmax
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(3, 16, 8192, generator=g)
+    z[0, 0, 100] = z[0, 0, 5000] = 50.0  # a tie: the first one wins, as in torch
+    z[1, 2, :] = float("-inf")
+    z[1, 2, 4097] = 0.0
+    z[2, 3, :] = 1.0  # all equal
+    assert torch.equal(argmax(z), z.argmax(dim=-1))
+    assert argmax(z)[0, 0] == 100 and argmax(z)[2, 3] == 0
+    small = torch.randn(2, 100, generator=g)
+    assert torch.equal(argmax(small), small.argmax(dim=-1))

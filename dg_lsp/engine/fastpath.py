@@ -65,13 +65,6 @@ def _gelu(x: torch.Tensor) -> torch.Tensor:
     return F.gelu(x, approximate="tanh")
 
 
-def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    # x (1, S, H, d); cos/sin (1, S, 1, d)
-    half = x.shape[-1] // 2
-    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return x * cos + rotated * sin
-
-
 def inv_freq(rope: Mapping[str, Any], head_dim: int) -> torch.Tensor:
     """Rotary inverse frequencies as transformers computes them (default and proportional)."""
     base = float(rope.get("rope_theta", 10000.0))
@@ -123,41 +116,37 @@ class KVCache:
 
 @dataclass
 class _Layer:
-    """Weights of one layer, pre-arranged."""
+    """Weights of one layer, pre-arranged so a layer is few tensor operations.
 
-    qkv: torch.Tensor  # (Hq*d + Hkv*d [+ Hkv*d], D): q_proj, k_proj, v_proj when present
-    n_q: int
-    n_k: int
+    Norms whose output feeds a projection are folded into it: ``rms(x) * w`` then ``W`` is
+    ``rms(x)`` then ``W * w``. The three norms of the feed-forward input (dense MLP, experts,
+    router) share one ``rms(x)``, so their projections are one matrix.
+    """
+
+    qkv: torch.Tensor  # (Hq*d + Hkv*d [+ Hkv*d], D): q_proj, k_proj, v_proj, input norm folded in
     has_v: bool
     head_dim: int
     n_heads: int
     n_kv: int
-    q_norm: torch.Tensor
-    k_norm: torch.Tensor
+    head_norm: torch.Tensor  # (Hq + Hkv, d): q_norm per query head, k_norm per key head
+    rot_sign: torch.Tensor  # (d,): -1 on the first half, +1 on the second (rotate_half as a roll)
     o: torch.Tensor
-    norms: dict[str, torch.Tensor]
-    gate_up: torch.Tensor  # (2*I, D)
-    down: torch.Tensor
-    router_proj: torch.Tensor  # (E, D)
-    router_scale: torch.Tensor  # (D,) times D**-0.5
-    per_expert_scale: torch.Tensor
+    post_attention: torch.Tensor
+    # (2I [+ 2E*Ie] + E, D): MLP gate, MLP up, [experts' gates, experts' ups,] router
+    ffn_in: torch.Tensor
+    intermediate: int  # I
+    down: torch.Tensor  # (D, I)
+    n_experts: int
+    expert_inner: int  # Ie
     top_k: int
-    experts_gate_up: torch.Tensor  # (E, 2*Ie, D)
-    experts_down: torch.Tensor  # (E, D, Ie)
-    dense: bool
-    enc_scalar: torch.Tensor
-    dec_scalar: torch.Tensor
-
-
-_NORMS = (
-    "input_layernorm",
-    "post_attention_layernorm",
-    "pre_feedforward_layernorm",
-    "post_feedforward_layernorm",
-    "post_feedforward_layernorm_1",
-    "post_feedforward_layernorm_2",
-    "pre_feedforward_layernorm_2",
-)
+    per_expert_scale: torch.Tensor  # (E,)
+    dense: bool  # experts computed for every token (few experts), their projections in ffn_in
+    experts_down: torch.Tensor  # dense: (D, E*Ie); routed: (E, D, Ie)
+    experts_gate_up: torch.Tensor | None  # routed only: (E, 2*Ie, D), pre-norm folded in
+    coef_table: torch.Tensor | None  # dense top-1: (E, E*Ie), row e = e's scale on e's block
+    post_ffn: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # norms of MLP, experts, their sum
+    enc_scalar: torch.Tensor | None  # None when 1
+    dec_scalar: torch.Tensor | None
 
 
 class FastModel:
@@ -172,14 +161,16 @@ class FastModel:
         self.softcap = text.get("final_logit_softcapping", 30.0)
         self.top_k = int(text["top_k_experts"])
         t = tensors
+        # text parameters, each shared tensor once (buffers such as layer scalars excluded)
+        unique = {v.data_ptr(): v for k, v in t.items() if not k.endswith("layer_scalar")}
+        self.n_parameters = sum(v.numel() for v in unique.values())
         dec = "model.decoder."
         self.embed = t[dec + "embed_tokens.weight"]  # (V, D)
         self.vocab_size, self.hidden = self.embed.shape
         self.embed_scale = float(torch.tensor(self.hidden**0.5, dtype=self.embed.dtype))
         self.final_norm = t[dec + "norm.weight"]
         sc = dec + "self_conditioning."
-        self.sc_pre = t[sc + "pre_norm.weight"]
-        self.sc_gate_up = torch.cat([t[sc + "gate_proj.weight"], t[sc + "up_proj.weight"]], 0)
+        self.sc_gate_up = torch.cat([t[sc + "gate_proj.weight"], t[sc + "up_proj.weight"]], 0) * t[sc + "pre_norm.weight"]
         self.sc_down = t[sc + "down_proj.weight"]
         self.lm_head = t.get("lm_head.weight", self.embed)
         n_layers = len(text["layer_types"])
@@ -187,9 +178,6 @@ class FastModel:
         rope = (text.get("rope_parameters") or {}).get("full_attention") or {}
         self.inv_freq = inv_freq(rope, self.layers[0].head_dim).to(self.embed.device)
         self.dtype, self.device = self.embed.dtype, self.embed.device
-        # text parameters, each shared tensor once (buffers such as layer scalars excluded)
-        unique = {t.data_ptr(): t for k, t in tensors.items() if not k.endswith("layer_scalar")}
-        self.n_parameters = sum(t.numel() for t in unique.values())
 
     @classmethod
     def from_transformers(cls, model: Any) -> "FastModel":
@@ -198,37 +186,55 @@ class FastModel:
 
     def _layer(self, t: Mapping[str, torch.Tensor], i: int) -> _Layer:
         p = f"model.decoder.layers.{i}."
-        parts = [t[p + "self_attn.q_proj.weight"], t[p + "self_attn.k_proj.weight"]]
+        w = lambda name: t[p + name + ".weight"]  # noqa: E731
+        q, k = w("self_attn.q_proj"), w("self_attn.k_proj")
         has_v = p + "self_attn.v_proj.weight" in t
-        if has_v:
-            parts.append(t[p + "self_attn.v_proj.weight"])
-        d = t[p + "self_attn.q_norm.weight"].shape[0]
-        hidden = parts[0].shape[1]
-        experts_gu = t[p + "experts.gate_up_proj"]
-        one = torch.ones(1, dtype=parts[0].dtype, device=parts[0].device)
+        d = w("self_attn.q_norm").shape[0]
+        hidden = q.shape[1]
+        n_heads, n_kv = q.shape[0] // d, k.shape[0] // d
+        qkv = torch.cat([q, k, w("self_attn.v_proj")] if has_v else [q, k], 0) * w("input_layernorm")
+        head_norm = torch.cat([w("self_attn.q_norm").expand(n_heads, d), w("self_attn.k_norm").expand(n_kv, d)])
+        rot_sign = torch.cat([-torch.ones(d // 2), torch.ones(d - d // 2)]).to(q.dtype).to(q.device)
+        gate, up = w("mlp.gate_proj"), w("mlp.up_proj")
+        pre1, pre2 = w("pre_feedforward_layernorm"), w("pre_feedforward_layernorm_2")
+        experts_gu = t[p + "experts.gate_up_proj"]  # (E, 2*Ie, D): each expert's gate rows, then up rows
+        experts_down = t[p + "experts.down_proj"]  # (E, D, Ie)
+        n_exp, _, inner = experts_down.shape
+        dense = n_exp <= DENSE_EXPERTS_MAX
+        router = t[p + "router.proj.weight"] * (t[p + "router.scale"] * hidden**-0.5)  # (E, D)
+        pes = t[p + "router.per_expert_scale"]
+        parts = [gate * pre1, up * pre1]
+        if dense:
+            parts += [experts_gu[:, :inner].reshape(-1, hidden) * pre2, experts_gu[:, inner:].reshape(-1, hidden) * pre2]
+        one = torch.ones(1, dtype=q.dtype, device=q.device)
+        coef_table = None
+        if dense and self.top_k == 1:  # the weight of the one chosen expert is 1, times its scale
+            coef_table = torch.block_diag(*[pes[e].expand(1, inner) for e in range(n_exp)])
+        scalar = lambda key: None if bool((t.get(key, one) == 1).all()) else t[key]  # noqa: E731
         return _Layer(
-            qkv=torch.cat(parts, 0),
-            n_q=parts[0].shape[0],
-            n_k=parts[1].shape[0],
+            qkv=qkv,
             has_v=has_v,
             head_dim=d,
-            n_heads=parts[0].shape[0] // d,
-            n_kv=parts[1].shape[0] // d,
-            q_norm=t[p + "self_attn.q_norm.weight"],
-            k_norm=t[p + "self_attn.k_norm.weight"],
-            o=t[p + "self_attn.o_proj.weight"],
-            norms={name: t[p + name + ".weight"] for name in _NORMS},
-            gate_up=torch.cat([t[p + "mlp.gate_proj.weight"], t[p + "mlp.up_proj.weight"]], 0),
-            down=t[p + "mlp.down_proj.weight"],
-            router_proj=t[p + "router.proj.weight"],
-            router_scale=t[p + "router.scale"] * hidden**-0.5,
-            per_expert_scale=t[p + "router.per_expert_scale"],
+            n_heads=n_heads,
+            n_kv=n_kv,
+            head_norm=head_norm,
+            rot_sign=rot_sign,
+            o=w("self_attn.o_proj"),
+            post_attention=w("post_attention_layernorm"),
+            ffn_in=torch.cat(parts + [router], 0),
+            intermediate=gate.shape[0],
+            down=w("mlp.down_proj"),
+            n_experts=n_exp,
+            expert_inner=inner,
             top_k=self.top_k,
-            experts_gate_up=experts_gu,
-            experts_down=t[p + "experts.down_proj"],
-            dense=experts_gu.shape[0] <= DENSE_EXPERTS_MAX,
-            enc_scalar=t.get(f"model.encoder.language_model.layers.{i}.layer_scalar", one),
-            dec_scalar=t.get(p + "layer_scalar", one),
+            per_expert_scale=pes,
+            dense=dense,
+            experts_down=experts_down.permute(1, 0, 2).reshape(hidden, -1) if dense else experts_down,
+            experts_gate_up=None if dense else experts_gu * pre2,
+            coef_table=coef_table,
+            post_ffn=(w("post_feedforward_layernorm_1"), w("post_feedforward_layernorm_2"), w("post_feedforward_layernorm")),
+            enc_scalar=scalar(f"model.encoder.language_model.layers.{i}.layer_scalar"),
+            dec_scalar=scalar(p + "layer_scalar"),
         )
 
     # ------------------------------------------------------------------ cache
@@ -257,8 +263,7 @@ class FastModel:
         mask = None if causal else torch.ones(n, start + n, dtype=torch.bool, device=self.device).tril_(diagonal=start)
         last = len(self.layers) - 1
         for i, ly in enumerate(self.layers):
-            h = _rms(x, ly.norms["input_layernorm"], self.eps)
-            q, k, v = self._qkv(ly, h, cos, sin, need_q=i < last)
+            q, k, v = self._qkv(ly, x, cos, sin)
             cache.keys[i][:, :, start : start + n] = k
             cache.values[i][:, :, start : start + n] = v
             if i == last:  # only its keys/values are needed
@@ -275,86 +280,121 @@ class FastModel:
         cache.reserve(cache.length + length)
         return FastStep(self, cache, length)
 
-    def _qkv(self, ly: _Layer, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, need_q: bool = True):
-        b, s, _ = h.shape
-        d = ly.head_dim
-        proj = F.linear(h, ly.qkv)
-        k_raw = proj[..., ly.n_q : ly.n_q + ly.n_k].view(b, s, ly.n_kv, d)
-        v_raw = proj[..., ly.n_q + ly.n_k :].view(b, s, ly.n_kv, d) if ly.has_v else k_raw
-        k = _rotate(_rms(k_raw, ly.k_norm, self.eps), cos, sin).transpose(1, 2)
-        v = _rms(v_raw, None, self.eps).transpose(1, 2)
-        q = None
-        if need_q:
-            q = proj[..., : ly.n_q].view(b, s, ly.n_heads, d)
-            q = _rotate(_rms(q, ly.q_norm, self.eps), cos, sin).transpose(1, 2)
-        return q, k, v
+    def _qkv(self, ly: _Layer, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
+        """Queries, keys and values (1, heads, S, d) of ``x`` (1, S, D), normed and rotated."""
+        b, s, _ = x.shape
+        nq, nk, d = ly.n_heads, ly.n_kv, ly.head_dim
+        heads = _rms(F.linear(_rms(x, None, self.eps), ly.qkv).view(b, s, -1, d), None, self.eps)
+        qk = heads[:, :, : nq + nk] * ly.head_norm  # (1, S, Hq+Hkv, d)
+        # rotary: x cos + rotate_half(x) sin, with rotate_half(x) = roll(x, d/2) * (-1 .. +1)
+        qk = torch.addcmul(qk * cos, torch.roll(qk, d // 2, dims=-1), sin * ly.rot_sign)
+        v = heads[:, :, nq + nk :] if ly.has_v else heads[:, :, nq : nq + nk]  # values: no weight, no rotation
+        return qk[:, :, :nq].transpose(1, 2), qk[:, :, nq:].transpose(1, 2), v.transpose(1, 2)
 
-    def _after_attention(self, ly: _Layer, x: torch.Tensor, att: torch.Tensor, scalar: torch.Tensor) -> torch.Tensor:
+    def _after_attention(
+        self, ly: _Layer, x: torch.Tensor, att: torch.Tensor, scalar: torch.Tensor | None
+    ) -> torch.Tensor:
         """Output projection, the dense MLP and the experts of one layer (shared by both sides)."""
-        eps, n = self.eps, ly.norms
+        eps = self.eps
         b, s, _ = x.shape
         att = att.transpose(1, 2).reshape(b, s, -1)
-        x = x + _rms(F.linear(att, ly.o), n["post_attention_layernorm"], eps)
-        residual = x
-        gate, up = F.linear(_rms(x, n["pre_feedforward_layernorm"], eps), ly.gate_up).chunk(2, dim=-1)
-        h1 = _rms(F.linear(_gelu(gate) * up, ly.down), n["post_feedforward_layernorm_1"], eps)
-        flat = residual.reshape(-1, residual.shape[-1])  # (T, D)
-        weights, index = self._route(ly, flat)
-        h2 = self._experts(ly, _rms(flat, n["pre_feedforward_layernorm_2"], eps), weights, index)
-        h2 = _rms(h2.reshape(residual.shape), n["post_feedforward_layernorm_2"], eps)
-        x = residual + _rms(h1 + h2, n["post_feedforward_layernorm"], eps)
-        return x * scalar
+        x = x + _rms(F.linear(att, ly.o), ly.post_attention, eps)
+        r = _rms(x, None, eps)
+        proj = F.linear(r, ly.ffn_in)  # (1, S, 2I [+ 2E*Ie] + E)
+        i = ly.intermediate
+        h1 = F.linear(_gelu(proj[..., :i]) * proj[..., i : 2 * i], ly.down)
+        h2 = self._experts(ly, r, proj, proj[..., proj.shape[-1] - ly.n_experts :])
+        w1, w2, w = ly.post_ffn
+        x = x + _rms(_rms(h1, w1, eps) + _rms(h2, w2, eps), w, eps)
+        return x if scalar is None else x * scalar
 
-    def _route(self, ly: _Layer, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = _rms(flat, None, self.eps) * ly.router_scale
-        probs = F.linear(h, ly.router_proj).softmax(dim=-1, dtype=torch.float32)  # (T, E)
-        w, idx = torch.topk(probs, k=ly.top_k, dim=-1)
-        w = w / w.sum(dim=-1, keepdim=True)
-        return w * ly.per_expert_scale[idx], idx
+    def _experts(self, ly: _Layer, r: torch.Tensor, proj: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """The experts' output (1, S, D); ``logits`` (1, S, E) are the router's."""
+        i, e, inner = ly.intermediate, ly.n_experts, ly.expert_inner
+        if ly.coef_table is not None:  # top-1: softmax, top-k and renormalising leave the argmax's 1
+            coef = ly.coef_table[logits.argmax(dim=-1)]  # (1, S, E*Ie)
+        else:
+            probs = logits.softmax(dim=-1, dtype=torch.float32)
+            w, idx = torch.topk(probs, k=ly.top_k, dim=-1)
+            w = (w / w.sum(dim=-1, keepdim=True)) * ly.per_expert_scale[idx]
+            coef = torch.zeros_like(probs).scatter_add_(-1, idx, w).to(r.dtype)  # (1, S, E)
+            if not ly.dense:
+                return self._routed(ly, r, coef, idx)
+            coef = coef.repeat_interleave(inner, dim=-1)
+        n = e * inner
+        act = _gelu(proj[..., 2 * i : 2 * i + n]) * proj[..., 2 * i + n : 2 * i + 2 * n]  # (1, S, E*Ie)
+        return F.linear(act * coef, ly.experts_down)
 
-    def _experts(self, ly: _Layer, h: torch.Tensor, w: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        e, _, inner = ly.experts_down.shape
-        t = h.shape[0]
-        coef = torch.zeros(t, e, dtype=w.dtype, device=h.device).scatter_add_(1, idx, w).to(h.dtype)  # (T, E)
-        if ly.dense:
-            gu = F.linear(h, ly.experts_gate_up.reshape(-1, h.shape[-1])).view(t, e, 2, inner)  # (T, E, 2, Ie)
-            act = _gelu(gu[:, :, 0]) * gu[:, :, 1]  # (T, E, Ie)
-            out = torch.einsum("tei,edi->ted", act, ly.experts_down)  # (T, E, D)
-            return (out * coef.unsqueeze(-1)).sum(1)
-        out = torch.zeros_like(h)
+    def _routed(self, ly: _Layer, r: torch.Tensor, coef: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Many experts: each chosen expert runs on its tokens only."""
+        flat, coef, idx = r.reshape(-1, r.shape[-1]), coef.reshape(-1, ly.n_experts), idx.reshape(-1, ly.top_k)
+        assert ly.experts_gate_up is not None
+        out = torch.zeros_like(flat)
         for ex in torch.unique(idx).tolist():
             rows = (idx == ex).any(dim=-1).nonzero().squeeze(-1)
-            gate, up = F.linear(h[rows], ly.experts_gate_up[ex]).chunk(2, dim=-1)
+            gate, up = F.linear(flat[rows], ly.experts_gate_up[ex]).chunk(2, dim=-1)
             y = F.linear(_gelu(gate) * up, ly.experts_down[ex])
             out.index_add_(0, rows, y * coef[rows, ex, None])
-        return out
+        return out.view_as(r)
+
+
+# Self-conditioning's soft embedding sum_v p_v embed_v skips vocabulary blocks whose largest
+# probability is under SPARSE_FLOOR: at most vocab x floor of the mass (8e-7 for 8,192 tokens),
+# below float32 rounding of the full sum. Blocks of SPARSE_BLOCK consecutive tokens; the full
+# product runs when more than SPARSE_MAX_SHARE of the blocks are needed.
+SPARSE_FLOOR = 1e-10
+SPARSE_BLOCK = 64
+SPARSE_MAX_SHARE = 0.25
 
 
 class FastStep:
-    """``step(canvas, self_cond_logits) -> logits`` for canvases of one length after the prompt."""
+    """``step(canvas, self_cond) -> logits`` for canvases of one length after the prompt."""
 
     def __init__(self, fm: FastModel, cache: KVCache, length: int):
         self.fm, self.cache, self.length = fm, cache, length
         self.start = cache.length
         self.cos, self.sin = fm.rope(self.start, length)
 
+    def _soft_embedding(self, sc: Any) -> torch.Tensor:
+        """sum_v softmax(logits)_v * embed_v * embed_scale (1, L, D).
+
+        At the sampler's low temperatures a position's mass sits on a few tokens; the sum then
+        runs over the few blocks of the vocabulary that hold them instead of streaming the
+        whole embedding matrix (4 MB for the embedded model, read from memory each step).
+        """
+        fm = self.fm
+        probs = sc.probs if not isinstance(sc, torch.Tensor) else None
+        if probs is None:
+            logits = sc if isinstance(sc, torch.Tensor) else sc.logits
+            probs = logits.softmax(dim=-1, dtype=torch.float32)
+        b, n, v = probs.shape
+        if v % SPARSE_BLOCK == 0:
+            blocks = probs.view(n, v // SPARSE_BLOCK, SPARSE_BLOCK)  # (L, nb, B)
+            rows, idx = (blocks.amax(dim=-1) > SPARSE_FLOOR).nonzero(as_tuple=True)  # (K,)
+            if rows.numel() <= SPARSE_MAX_SHARE * n * (v // SPARSE_BLOCK):
+                kept = blocks[rows, idx]  # (K, B)
+                k, j = (kept > SPARSE_FLOOR).nonzero(as_tuple=True)  # (M,) the tokens that count
+                part = F.embedding(idx[k] * SPARSE_BLOCK + j, fm.embed) * kept[k, j, None].to(fm.dtype)  # (M, D)
+                soft = torch.zeros(n, fm.hidden, dtype=fm.dtype, device=probs.device).index_add_(0, rows[k], part)
+                return (soft * fm.embed_scale).view(b, n, -1)
+        return (probs.to(fm.dtype) @ fm.embed) * fm.embed_scale
+
     @torch.inference_mode()
-    def __call__(self, canvas: torch.Tensor, self_cond: torch.Tensor | None) -> torch.Tensor:
+    def __call__(self, canvas: torch.Tensor, self_cond: Any) -> torch.Tensor:
+        """``self_cond``: None, logits (1, L, V), or a ``sampler.SelfCond``."""
         fm, cache = self.fm, self.cache
         if cache.length != self.start:
             raise RuntimeError("the prompt cache changed under a running denoising loop")
         eps = fm.eps
         x = F.embedding(canvas, fm.embed) * fm.embed_scale  # (1, L, D)
         if self_cond is not None:
-            probs = self_cond.softmax(dim=-1, dtype=torch.float32).to(fm.dtype)  # (1, L, V)
-            soft = (probs @ fm.embed) * fm.embed_scale  # (1, L, D)
-            gate, up = F.linear(_rms(soft, fm.sc_pre, eps), fm.sc_gate_up).chunk(2, dim=-1)
+            soft = self._soft_embedding(self_cond)  # (1, L, D)
+            gate, up = F.linear(_rms(soft, None, eps), fm.sc_gate_up).chunk(2, dim=-1)
             x = x + F.linear(_gelu(gate) * up, fm.sc_down)
         x = _rms(x, None, eps)
         p, n = self.start, canvas.shape[1]
         for i, ly in enumerate(fm.layers):
-            h = _rms(x, ly.norms["input_layernorm"], eps)
-            q, k, v = fm._qkv(ly, h, self.cos, self.sin)
+            q, k, v = fm._qkv(ly, x, self.cos, self.sin)
             kb, vb = cache.keys[i], cache.values[i]
             kb[:, :, p : p + n] = k
             vb[:, :, p : p + n] = v

@@ -99,9 +99,9 @@ def check_shapes(config: dict[str, Any], fm: "fastpath.FastModel", where: Path) 
         "hidden_size": (text.get("hidden_size"), fm.hidden),
         "num_hidden_layers": (text.get("num_hidden_layers", len(text["layer_types"])), len(fm.layers)),
         "num_attention_heads": (text.get("num_attention_heads"), fm.layers[0].n_heads),
-        "intermediate_size": (text.get("intermediate_size"), fm.layers[0].down.shape[1]),
-        "num_experts": (text.get("num_experts"), fm.layers[0].experts_down.shape[0]),
-        "moe_intermediate_size": (text.get("moe_intermediate_size"), fm.layers[0].experts_down.shape[2]),
+        "intermediate_size": (text.get("intermediate_size"), fm.layers[0].intermediate),
+        "num_experts": (text.get("num_experts"), fm.layers[0].n_experts),
+        "moe_intermediate_size": (text.get("moe_intermediate_size"), fm.layers[0].expert_inner),
     }
     for key, (expected, found) in want.items():
         if expected is not None and int(expected) != int(found):
