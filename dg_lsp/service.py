@@ -2,8 +2,8 @@
 
 Shared by the LSP features and ``dg-lsp complete``. Runs on the worker thread.
 
-The canvas is sized to the hole: 16 tokens for the rest of a line, the model's canvas for a
-block body, a further canvas only when the line / block has not ended. With ``syntax_aware``
+The canvas is sized to the hole: one canvas of 24 tokens for the rest of a line, the model's
+canvas for a block body and further canvases while the block has not ended. With ``syntax_aware``
 (the default) the sampler runs under lexical constraints (``dg_lsp.engine.constraints``). A
 middle that adds a syntax error is cut to its longest valid prefix; when no prefix is valid it
 is repaired once (the canvas is denoised again, for a few steps, from the token before the
@@ -28,7 +28,11 @@ from dg_lsp.settings import Settings
 
 log = logging.getLogger(__name__)
 
-LINE_CANVAS = 16  # tokens for the rest of a line (two canvases at most)
+# Tokens for the rest of a line, in one canvas. 24 hold 96% of HumanEval's single lines (16:
+# 87%); a step over 24 positions costs about as much as one over 16 (per-step overhead
+# dominates on a CPU), and a second canvas costs an encode and its own steps. A longer line is
+# cut at its longest valid prefix; accepting it asks for the rest.
+LINE_CANVAS = 24
 REPAIR_STEPS = 3  # denoising steps of the repair pass
 # Syntax checks and bracket analysis see more of the document than the model: a middle that is
 # fine before a short cut suffix can still break what follows (characters, snapped to lines).
@@ -142,8 +146,8 @@ class Generation:
         self.constraint = cons
         self.hooks = HookChain(hook, cons)
         if mode == "single":
-            self.length = min(LINE_CANVAS, engine.canvas_length)
-            self.budget = min(settings.max_tokens, 2 * self.length)
+            self.length = min(LINE_CANVAS, engine.canvas_length, settings.max_tokens)
+            self.budget = self.length
         else:
             self.length = engine.canvas_length
             self.budget = max(settings.max_tokens, 1)

@@ -151,6 +151,8 @@ def test_new_errors_are_matched_by_position() -> None:
     # the incomplete `y = ` is replaced by another error: still a new one
     assert new_syntax_errors(py, "def f(x):\n    return x\ny = ", "DE inter_chars x", "") == 1
     assert new_syntax_errors(py, "def f(x):\n    return x\ny = ", "1", "") == 0
+    # an unexpected character inside the old error is an error leaf tree-sitter does not mark has_error
+    assert new_syntax_errors(py, "def f(x):\n    return x\ny = ", " ignore_nyntectminatornew;!", "") == 1
     assert first_new_error(py, "y = ", "f(1 2)", "\n") is not None
 
 

@@ -21,8 +21,8 @@ def _count_errors(root: tree_sitter.Node) -> int:
         node = stack.pop()
         if node.is_error or node.is_missing:
             count += 1
-        for child in node.children:
-            if child.has_error or child.is_missing:
+        for child in node.children:  # an error leaf (one unexpected character) is not has_error
+            if child.has_error or child.is_error or child.is_missing:
                 stack.append(child)
     return count
 
@@ -296,5 +296,5 @@ def _error_starts(root: tree_sitter.Node) -> list[int]:
         node = stack.pop()
         if node.is_error or node.is_missing:
             out.append(node.start_byte)
-        stack.extend(c for c in node.children if c.has_error or c.is_missing)
+        stack.extend(c for c in node.children if c.has_error or c.is_error or c.is_missing)
     return out
