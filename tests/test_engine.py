@@ -155,3 +155,25 @@ def test_self_conditioning_on_raw_or_scaled_logits(engine: Engine):
     raw, scaled = seen["raw"][1], seen["scaled"][1]
     # raw: the logits themselves; scaled: log-probabilities at temperature 0.5 (twice as sharp)
     torch.testing.assert_close(torch.log_softmax(raw / 0.5, -1), scaled)
+
+
+def test_restricted_draw_equals_the_dense_one():
+    """The sampler looks only at vocabulary blocks near each row's maximum: the same tokens
+    (same uniform numbers), the same argmax and entropy as over the whole vocabulary."""
+    from dg_lsp.engine.sampler import draw, draw_dense
+
+    g = torch.Generator().manual_seed(0)
+    for temperature in (1.0, 0.1, 0.01):
+        z = torch.randn(1, 16, 8192, generator=g) * 4
+        z[0, 3, 17] = z[0, 3, 4000] = 30.0  # a tie across blocks
+        z[0, 5, :] = float("-inf")
+        z[0, 5, 8191] = 1.0  # one token left
+        for seed in range(5):
+            a = draw(z, temperature, torch.Generator().manual_seed(seed))
+            b = draw_dense(z, temperature, torch.Generator().manual_seed(seed))
+            assert torch.equal(a.sampled, b.sampled) and torch.equal(a.top, b.top)
+            torch.testing.assert_close(a.entropy, b.entropy, atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(a.self_cond.logits, b.self_cond.logits)
+        assert a.sampled[0, 5] == 8191 and a.top[0, 3] == 17
+        if temperature == 0.01:
+            assert a.self_cond.blocks[0].numel() < 16 * 128 // 4  # it did restrict

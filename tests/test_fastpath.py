@@ -156,9 +156,10 @@ def test_native_tokenizer_batch_decode_matches_transformers():
 
 @torch.inference_mode()
 def test_peaked_self_conditioning_skips_most_of_the_vocabulary(monkeypatch):
-    """A peaked self-conditioning signal sums only the vocabulary blocks holding its mass; the
-    logits equal those of the full product (forced by allowing no sparse share)."""
-    from dg_lsp.engine.sampler import SelfCond, log_softmax_clamped
+    """A peaked self-conditioning signal sums only the tokens holding its mass, from plain
+    logits or from the sampler's restricted distribution; the logits equal those of the full
+    product (forced by allowing no sparse share)."""
+    from dg_lsp.engine.sampler import SelfCond, draw, log_softmax_clamped
 
     model = build("mini")
     fm = fastpath.FastModel.from_transformers(model)
@@ -173,11 +174,31 @@ def test_peaked_self_conditioning_skips_most_of_the_vocabulary(monkeypatch):
         logp, probs = log_softmax_clamped(logits)
         blocks = (probs.view(8, -1, fastpath.SPARSE_BLOCK).amax(-1) > fastpath.SPARSE_FLOOR).float().mean()
         assert bool(blocks <= fastpath.SPARSE_MAX_SHARE) == sparse
-        fast = step(canvas, SelfCond(logp, probs))
-        torch.testing.assert_close(step(canvas, logp), fast)  # from logits: the same path
+        fast = step(canvas, logp)
         with monkeypatch.context() as m:
             m.setattr(fastpath, "SPARSE_MAX_SHARE", -1.0)
-            torch.testing.assert_close(step(canvas, SelfCond(logp, probs)), fast, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(step(canvas, SelfCond(dense=logp)), fast, atol=1e-5, rtol=1e-5)
+    # the sampler's own restricted distribution (a 1,024-token vocabulary, so it restricts)
+    big = torch.randn(1, 8, 1024, generator=g) * 3
+    big[0, torch.arange(8), torch.randint(0, 1024, (8,), generator=g)] += 40.0
+    fm2 = fastpath.FastModel.from_transformers(build_vocab(1024))
+    cache2 = fm2.new_cache()
+    fm2.encode(list(range(3, 40)), cache2)
+    step2 = fm2.step_fn(cache2, 8)
+    d = draw(big, 0.05, torch.Generator().manual_seed(0))
+    assert d.self_cond.blocks is not None and d.self_cond.blocks[0].numel() < 8 * 1024 // 64
+    torch.testing.assert_close(step2(canvas, d.self_cond), step2(canvas, SelfCond(dense=d.self_cond.logits)))
+
+
+def build_vocab(vocab: int) -> DiffusionGemmaForBlockDiffusion:
+    text = dict(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2, head_dim=16,
+                global_head_dim=16, moe_intermediate_size=32, layer_types=["full_attention"] * 2,
+                num_attention_heads=2, num_key_value_heads=1, num_experts=2, top_k_experts=1,
+                pad_token_id=0, eos_token_id=1, bos_token_id=2)
+    cfg = DiffusionGemmaConfig(text_config=text, vision_config=dict(MINIMAL_VISION), canvas_length=8,
+                               boi_token_id=vocab - 3, eoi_token_id=vocab - 2, image_token_id=vocab - 1)
+    torch.manual_seed(0)
+    return DiffusionGemmaForBlockDiffusion(cfg).eval()
 
 
 def test_blocked_argmax_is_torch_argmax():

@@ -359,25 +359,31 @@ class FastStep:
         """sum_v softmax(logits)_v * embed_v * embed_scale (1, L, D).
 
         At the sampler's low temperatures a position's mass sits on a few tokens; the sum then
-        runs over the few blocks of the vocabulary that hold them instead of streaming the
-        whole embedding matrix (4 MB for the embedded model, read from memory each step).
+        runs over those tokens instead of streaming the whole embedding matrix (4 MB for the
+        embedded model, read from memory each step). The sampler hands over its distribution
+        restricted to the blocks of the vocabulary that hold the mass (``SelfCond.blocks``);
+        plain logits are restricted here the same way.
         """
         fm = self.fm
-        probs = sc.probs if not isinstance(sc, torch.Tensor) else None
-        if probs is None:
+        blocks = None if isinstance(sc, torch.Tensor) else sc.blocks
+        if blocks is not None:
+            rows, blk, pb = blocks  # (K,), (K,), (K, B)
+            n = sc.length
+        else:
             logits = sc if isinstance(sc, torch.Tensor) else sc.logits
             probs = logits.softmax(dim=-1, dtype=torch.float32)
-        b, n, v = probs.shape
-        if v % SPARSE_BLOCK == 0:
-            blocks = probs.view(n, v // SPARSE_BLOCK, SPARSE_BLOCK)  # (L, nb, B)
-            rows, idx = (blocks.amax(dim=-1) > SPARSE_FLOOR).nonzero(as_tuple=True)  # (K,)
-            if rows.numel() <= SPARSE_MAX_SHARE * n * (v // SPARSE_BLOCK):
-                kept = blocks[rows, idx]  # (K, B)
-                k, j = (kept > SPARSE_FLOOR).nonzero(as_tuple=True)  # (M,) the tokens that count
-                part = F.embedding(idx[k] * SPARSE_BLOCK + j, fm.embed) * kept[k, j, None].to(fm.dtype)  # (M, D)
-                soft = torch.zeros(n, fm.hidden, dtype=fm.dtype, device=probs.device).index_add_(0, rows[k], part)
-                return (soft * fm.embed_scale).view(b, n, -1)
-        return (probs.to(fm.dtype) @ fm.embed) * fm.embed_scale
+            _, n, v = probs.shape
+            if v % SPARSE_BLOCK:
+                return (probs.to(fm.dtype) @ fm.embed) * fm.embed_scale
+            pv = probs.view(n, v // SPARSE_BLOCK, SPARSE_BLOCK)  # (L, nb, B)
+            rows, blk = (pv.amax(dim=-1) > SPARSE_FLOOR).nonzero(as_tuple=True)  # (K,)
+            if rows.numel() > SPARSE_MAX_SHARE * n * (v // SPARSE_BLOCK):
+                return (probs.to(fm.dtype) @ fm.embed) * fm.embed_scale
+            pb = pv[rows, blk]
+        k, j = (pb > SPARSE_FLOOR).nonzero(as_tuple=True)  # (M,) the tokens that count
+        part = F.embedding(blk[k] * pb.shape[-1] + j, fm.embed) * pb[k, j, None].to(fm.dtype)  # (M, D)
+        soft = torch.zeros(n, fm.hidden, dtype=fm.dtype, device=pb.device).index_add_(0, rows[k], part)
+        return (soft * fm.embed_scale).unsqueeze(0)
 
     @torch.inference_mode()
     def __call__(self, canvas: torch.Tensor, self_cond: Any) -> torch.Tensor:
