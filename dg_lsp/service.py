@@ -119,6 +119,27 @@ def propose(
     return Proposal(done.text, offset, done.replace, mode, done.reason, res, timings)
 
 
+def prefetch(
+    engine: Engine,
+    doc: SyntaxDocument,
+    offset: int,
+    settings: Settings,
+    *,
+    should_stop: Callable[[], bool] | None = None,
+) -> int:
+    """Encode the prompt a completion at ``offset`` would use, while the user is still typing
+    (after an edit, when the worker is idle): the request at the next pause then finds the
+    context in the prompt cache and encodes only what was typed since. Returns the tokens
+    encoded (0 where no completion would run)."""
+    mode = completion_mode(doc, offset, invoked=False)
+    if mode == "none":
+        return 0
+    c = cut_context(doc, offset, engine.count_tokens, settings.context_tokens, invoked=False)
+    c = stabilize(doc.text, offset, c, doc.last_cut, engine.count_tokens, settings.context_tokens)
+    doc.last_cut = c
+    return engine.prefill(c.prefix, c.suffix, doc.spec.name, should_stop)
+
+
 class Generation:
     """The canvases of one completion: sizes, constraints, continuation and repair."""
 

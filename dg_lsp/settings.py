@@ -46,6 +46,9 @@ class Settings(msgspec.Struct, rename="camel", forbid_unknown_fields=False, froz
     #: Torch threads on the CPU; 0: automatic (1 for checkpoints narrower than 512, whose
     #: steps are dominated by per-call overhead, else all cores).
     threads: int = 0
+    #: Encode the context at the cursor after each edit while the model is idle, so the
+    #: completion at the next pause only encodes what was typed since.
+    prefetch: bool = True
     #: Seed of the sampler (completions are reproducible for the same context).
     seed: int = 0
     #: Run custom model code from a checkpoint. Off: only DiffusionGemma from transformers.

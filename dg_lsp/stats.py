@@ -16,6 +16,8 @@ class Stats:
         self.answered = 0
         self.dropped = 0
         self.cache_hits = 0  # answered from the completion cache (no model run)
+        self.prefetches = 0  # prefetches that ran to the end
+        self.prefetched_tokens = 0  # prompt tokens they encoded
 
     def record(self, timings: dict[str, float], steps: int, tokens: int, cached: int, prompt: int) -> None:
         self.answered += 1
@@ -34,6 +36,8 @@ class Stats:
             "answered": self.answered,
             "dropped": self.dropped,
             "completion_cache_hits": self.cache_hits,
+            "prefetches": self.prefetches,
+            "prefetched_tokens": self.prefetched_tokens,
             "median_ms": phases,
             "denoising_steps_mean": steps / len(self.steps) if self.steps else 0.0,
             "tokens_per_forward": sum(self.tokens) / steps if steps else 0.0,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
 from dg_lsp.engine import Cancelled
-from dg_lsp.service import Proposal, propose
+from dg_lsp.service import Proposal, prefetch, propose
 
 if TYPE_CHECKING:
     from dg_lsp.server import DgLanguageServer, Snapshot
@@ -73,6 +74,50 @@ async def proposal_at(
     ls.completions.store(uri, snap.text, offset, prop.text, prop.replace, prop.mode)
     log.info("completion %s:%d:%d in %.0f ms (%s)", uri, position.line, position.character, prop.timings.get("total", 0), prop.mode)
     return snap, prop
+
+
+_PREFETCHES: set[asyncio.Task] = set()  # running prefetch tasks (a reference keeps them alive)
+
+
+def schedule_prefetch(ls: "DgLanguageServer", uri: str, changes: list) -> None:
+    """After an edit, encode the context at the cursor while the worker is idle (``prefetch``
+    setting). A request for the document supersedes it; what it encoded stays cached."""
+    engine = ls.engine
+    busy = ls.worker.inflight > len(_PREFETCHES)  # a request (not an older prefetch) is running
+    if not ls.settings.prefetch or engine is None or busy or not changes:
+        return
+    last = changes[-1]
+    if not isinstance(last, types.TextDocumentContentChangePartial):
+        return  # a whole-document change says nothing of the cursor
+    try:
+        snap = ls.snapshot(uri)
+        if snap is None:
+            return
+        offset = ls.offset_of(snap, last.range.start) + len(last.text)
+    except Exception:  # a change the document cannot place: no prefetch, nothing else to do
+        return
+    if offset > len(snap.text) or line_length(snap.text, offset) > max_line_chars(ls):
+        return
+    ticket = ls.worker.ticket(uri)
+    settings = ls.settings
+
+    def run() -> int:
+        return prefetch(engine, snap.syntax, offset, settings, should_stop=lambda: ticket.cancelled)
+
+    async def go() -> None:
+        try:
+            n = await ls.worker.run(ticket, run)
+            ls.stats.prefetches += 1
+            ls.stats.prefetched_tokens += n
+            log.debug("prefetched %d prompt tokens for %s", n, uri)
+        except (Cancelled, asyncio.CancelledError):
+            pass
+        except Exception:  # never more than a log line: the request itself will encode
+            log.exception("prefetch for %s failed", uri)
+
+    task = asyncio.ensure_future(go())
+    _PREFETCHES.add(task)
+    task.add_done_callback(_PREFETCHES.discard)
 
 
 def line_length(text: str, offset: int) -> int:

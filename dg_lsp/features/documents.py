@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
+from dg_lsp.features.common import schedule_prefetch
+
 if TYPE_CHECKING:
     from dg_lsp.server import DgLanguageServer
 
@@ -23,6 +25,7 @@ def register(server: "DgLanguageServer") -> None:
         ls.bump_revision(uri)
         ls.worker.cancel_key(uri, "document changed")
         ls.sync_document(uri)
+        schedule_prefetch(ls, uri, params.content_changes)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: "DgLanguageServer", params: types.DidCloseTextDocumentParams) -> None:
