@@ -126,7 +126,12 @@ def test_nvim_012_ghost_text(tmp_path):
     assert mark["row"] == line - 1, "ghost text on the cursor line"
     inserted = check_insertion(SAMPLE, res["after"], res["cursor"])
     assert inserted.strip() == ghost.strip() or ghost.strip() in inserted, (inserted, ghost)
-    assert res["marks_after"] == 0, "ghost text cleared after accepting"
+    # the accepted ghost text is gone; the plugin may already show the next suggestion, at the
+    # cursor after the inserted text (a single-line proposal can stop before the line ends)
+    row_after, col_after = res["cursor_after"]
+    for m in res["marks_after"]:
+        assert (m["row"], m["col"]) != (mark["row"], mark["col"]), "ghost text cleared after accepting"
+        assert m["row"] == row_after - 1 and m["col"] >= col_after - 1, (m, res["cursor_after"])
     assert written == res["after"]
 
 
