@@ -21,6 +21,7 @@ export const SERVER_SETTINGS = {
   completionItems: 'boolean',
   multiline: 'boolean',
   threads: 'integer',
+  prefetch: 'boolean',
   seed: 'integer',
   trustRemoteCode: 'boolean',
 } as const;
