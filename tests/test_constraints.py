@@ -156,6 +156,38 @@ def test_new_errors_are_matched_by_position() -> None:
     assert first_new_error(py, "y = ", "f(1 2)", "\n") is not None
 
 
+@pytest.mark.parametrize("lang", ["python", "c", "lua"])
+def test_window_parse_from_the_previous_window_equals_a_fresh_parse(lang: str) -> None:
+    """A text missing from the tree cache is parsed incrementally from the newest cached one
+    (the previous keystroke's validation window); the tree must be the one a fresh parse gives,
+    for insertions, deletions, multi-byte text and windows that gained or lost whole lines."""
+    import random
+
+    from dg_lsp.context import checks
+
+    spec = registry().get(lang)
+    line = {"python": "x = f(a, [1, 2]) # é\n", "c": "int x = f(a, (1 + 2)); /* é */\n", "lua": "local x = f(a, {1, 2}) -- é\n"}[lang]
+    text = line * 200
+    rng = random.Random(7)
+    checks._TREES.clear()
+    checks._parse(spec, text)
+    reused = 0
+    for _ in range(60):
+        i = rng.randrange(len(text))
+        j = min(len(text), i + rng.choice([0, 0, 1, 3, 40]))
+        piece = rng.choice(["", "(", ")", "é", "\n", "y", "'", "\"", "/*", "{", "]"])
+        if rng.random() < 0.2:  # the window slides: a line more or less at either end
+            text = text[len(line):] + line if rng.random() < 0.5 else line + text[: -len(line)]
+        else:
+            text = text[:i] + piece + text[j:]
+        reused += checks._edited_base(spec, text) is not None
+        tree = checks._parse(spec, text)
+        fresh = spec.parser().parse(text.encode("utf-8"))
+        assert str(tree.root_node) == str(fresh.root_node)
+        assert tree.root_node.end_byte == fresh.root_node.end_byte
+    assert reused >= 40  # the incremental path is what ran
+
+
 def test_block_stops_where_the_body_ends() -> None:
     assert stop_block("if a:\n    ", "x = 1\n    y = 2\nz = 3") == "x = 1\n    y = 2"
     assert stop_block("if (a) {\n  ", "f();\n}\ng();") == "f();"

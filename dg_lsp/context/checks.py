@@ -33,9 +33,69 @@ _TREES: "OrderedDict[tuple[LanguageSpec, str], tree_sitter.Tree]" = OrderedDict(
 def _parse(spec: LanguageSpec, text: str) -> tree_sitter.Tree:
     tree = _TREES.get((spec, text))
     if tree is None:
-        tree = spec.parser().parse(text.encode("utf-8"))
+        base = _edited_base(spec, text)
+        data = text.encode("utf-8")
+        tree = spec.parser().parse(data) if base is None else spec.parser().parse(data, base)
         prime(spec, text, tree)
     return tree
+
+
+# Incremental re-parse from the newest cached text of the same language when at least this share
+# of ``text`` is a common prefix + suffix of the two (windows of a large file, one keystroke
+# apart, share all but the typed characters); texts longer than the cap are parsed afresh.
+REUSE_SHARE, REUSE_MAX_CHARS = 0.5, 256_000
+
+
+def _common_prefix(a: str, b: str) -> int:
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:  # binary search on slice equality (C comparisons, not a Python loop per char)
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _point(text: str, end: int) -> tuple[int, int]:
+    nl = text.rfind("\n", 0, end)
+    return text.count("\n", 0, end), len(text[nl + 1 : end].encode("utf-8"))
+
+
+def _edited_base(spec: LanguageSpec, text: str) -> tree_sitter.Tree | None:
+    """The newest cached tree of ``spec``, edited to match ``text``, as the base of an incremental
+    parse; None when there is none or the two texts share too little.
+
+    A file over the whole-document limit is validated on a window around the cursor, which
+    differs from the previous request's window by what was typed: re-parsing from the previous
+    window's tree costs a fraction of a fresh parse, and gives the same tree.
+    """
+    if len(text) > REUSE_MAX_CHARS:
+        return None
+    old = tree = None
+    for (s, t), tr in reversed(_TREES.items()):
+        if s is spec and len(t) <= REUSE_MAX_CHARS:
+            old, tree = t, tr
+            break
+    if old is None:
+        return None
+    p = _common_prefix(old, text)
+    limit = min(len(old), len(text)) - p
+    q = _common_prefix(old[::-1][:limit], text[::-1][:limit])
+    if p + q < REUSE_SHARE * len(text):
+        return None
+    old_end, new_end = len(old) - q, len(text) - q
+    start_b = len(text[:p].encode("utf-8"))
+    base = tree.copy()
+    base.edit(
+        start_byte=start_b,
+        old_end_byte=start_b + len(old[p:old_end].encode("utf-8")),
+        new_end_byte=start_b + len(text[p:new_end].encode("utf-8")),
+        start_point=_point(text, p),
+        old_end_point=_point(old, old_end),
+        new_end_point=_point(text, new_end),
+    )
+    return base
 
 
 def prime(spec: LanguageSpec, text: str, tree: tree_sitter.Tree) -> None:
