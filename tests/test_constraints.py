@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 import torch
 from lsprotocol import types
@@ -9,7 +11,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 
 import pytest_lsp
 from conftest import EMBEDDED, TINY, server_command
-from dg_lsp.context import bracket_delta, new_syntax_errors, registry
+from dg_lsp.context import bracket_delta, checks, new_syntax_errors, registry
 from dg_lsp.context.checks import brackets_balanced, first_new_error
 from dg_lsp.engine import Engine
 from dg_lsp.engine.constraints import CODE, _State, analyse, for_engine, lexicon_for
@@ -161,10 +163,6 @@ def test_window_parse_from_the_previous_window_equals_a_fresh_parse(lang: str) -
     """A text missing from the tree cache is parsed incrementally from the newest cached one
     (the previous keystroke's validation window); the tree must be the one a fresh parse gives,
     for insertions, deletions, multi-byte text and windows that gained or lost whole lines."""
-    import random
-
-    from dg_lsp.context import checks
-
     spec = registry().get(lang)
     line = {"python": "x = f(a, [1, 2]) # é\n", "c": "int x = f(a, (1 + 2)); /* é */\n", "lua": "local x = f(a, {1, 2}) -- é\n"}[lang]
     text = line * 200

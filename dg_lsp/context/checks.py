@@ -57,11 +57,6 @@ def _common_prefix(a: str, b: str) -> int:
     return lo
 
 
-def _point(text: str, end: int) -> tuple[int, int]:
-    nl = text.rfind("\n", 0, end)
-    return text.count("\n", 0, end), len(text[nl + 1 : end].encode("utf-8"))
-
-
 def _edited_base(spec: LanguageSpec, text: str) -> tree_sitter.Tree | None:
     """The newest cached tree of ``spec``, edited to match ``text``, as the base of an incremental
     parse; None when there is none or the two texts share too little.
@@ -84,17 +79,12 @@ def _edited_base(spec: LanguageSpec, text: str) -> tree_sitter.Tree | None:
     q = _common_prefix(old[::-1][:limit], text[::-1][:limit])
     if p + q < REUSE_SHARE * len(text):
         return None
-    old_end, new_end = len(old) - q, len(text) - q
-    start_b = len(text[:p].encode("utf-8"))
-    base = tree.copy()
-    base.edit(
-        start_byte=start_b,
-        old_end_byte=start_b + len(old[p:old_end].encode("utf-8")),
-        new_end_byte=start_b + len(text[p:new_end].encode("utf-8")),
-        start_point=_point(text, p),
-        old_end_point=_point(old, old_end),
-        new_end_point=_point(text, new_end),
+    (start_b, start), (old_b, old_pt), (new_b, new_pt) = (
+        _position(text[:p]), _position(old[: len(old) - q]), _position(text[: len(text) - q])
     )
+    base = tree.copy()
+    base.edit(start_byte=start_b, old_end_byte=old_b, new_end_byte=new_b,
+              start_point=start, old_end_point=old_pt, new_end_point=new_pt)
     return base
 
 
@@ -106,12 +96,14 @@ def prime(spec: LanguageSpec, text: str, tree: tree_sitter.Tree) -> None:
         _TREES.popitem(last=False)
 
 
-@functools.lru_cache(maxsize=16)
-def _cursor(prefix: str) -> tuple[int, tuple[int, int]]:
-    """Byte offset and tree-sitter point (row, byte column) of the end of ``prefix``: every
-    check of every candidate needs them, and the prefix can be a whole document."""
+def _position(prefix: str) -> tuple[int, tuple[int, int]]:
+    """Byte offset and tree-sitter point (row, byte column) of the end of ``prefix``."""
     nl = prefix.rfind("\n")
     return len(prefix.encode("utf-8")), (prefix.count("\n"), len(prefix[nl + 1 :].encode("utf-8")))
+
+
+# every check of every candidate needs the cursor's position, and the prefix can be a whole document
+_cursor = functools.lru_cache(maxsize=16)(_position)
 
 
 @functools.lru_cache(maxsize=64)
