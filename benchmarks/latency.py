@@ -8,12 +8,15 @@
    punctuation, as an editor's debounce would). Reports p50/p95/p99, per-phase medians from the
    server, denoising steps, tokens per forward, prompt-cache reuse, cold start to the first
    completion and the server's peak RSS.
-2. Side by side, in this process, on the same prompts:
+2. Side by side, in this process, on the same prompts (the one the server cuts at a cursor in
+   ``argparse.py`` with its default budget, and a long ~800-token one); our engine at its
+   defaults, each baseline at the best of float32 / bfloat16 and 1 / all threads:
    a. our engine vs transformers' ``DiffusionGemmaForBlockDiffusion.generate()`` on the same
-      checkpoint and the same step budget (ratio of wall times);
+      checkpoint and the same step budget (ratio of wall times, from an empty prompt cache);
    b. our engine vs autoregressive decoding with a Gemma causal LM of the same width, depth and
       vocabulary (random weights, KV cache), producing the same number of tokens: tokens/s for
-      middles of 8, 32 and 128 tokens.
+      middles of 8, 32 and 128 tokens, cold (prompt encode / prefill included on both sides)
+      and decode only (our prompt cached; autoregressive per-token time past the first token).
 
 Prints a Markdown table and writes JSON.
 """
@@ -194,87 +197,175 @@ async def typing_replay(args) -> dict:
     }
 
 
+def side_prompts(engine) -> dict[str, tuple[str, str]]:
+    """The side-by-side prompts, at a cursor inside ``argparse.py``: ``served``, what the server
+    cuts there with its default budget (the checkpoint's training context); ``long``, 2,540
+    characters before and 760 after (about 800 tokens, past what the embedded model was trained on)."""
+    from dg_lsp.context import SyntaxDocument, cut_context, registry
+    from dg_lsp.service import prompt_budget
+    from dg_lsp.settings import DEFAULTS
+
+    text = Path(sysconfig.get_paths()["stdlib"], "argparse.py").read_text()
+    offset = text.find("def parse_known_args") + 40
+    doc = SyntaxDocument(registry().for_language_id("python"), text)
+    c = cut_context(doc, offset, engine.count_tokens, prompt_budget(DEFAULTS, engine), invoked=True)
+    return {"served": (c.prefix, c.suffix), "long": (text[offset - 2540 : offset], text[offset : offset + 760])}
+
+
+def best_of(configs: dict, run, repeats: int) -> tuple[float, str]:
+    """The fastest median wall time over baseline configurations (dtype x threads) and its name."""
+    import torch
+
+    best = (float("inf"), "")
+    threads = torch.get_num_threads()
+    try:
+        for name, (obj, n_threads) in configs.items():
+            torch.set_num_threads(n_threads)
+            run(obj)  # warm-up
+            t = statistics.median(run(obj) for _ in range(repeats))
+            best = min(best, (t, name))
+    finally:
+        torch.set_num_threads(threads)
+    return best
+
+
 def side_by_side(args) -> dict:
+    """Our engine (its defaults: dtype auto, automatic threads) against the best of each baseline
+    over float32 / bfloat16 and 1 / all threads, on each prompt of ``side_prompts``.
+
+    Cold: every run starts from an empty prompt cache on both sides (prompt encode / prefill
+    included). Warm (decode only): ours with the prompt already in its cache; autoregressive
+    as (t(n tokens) - t(1 token)) / (n - 1) per token, i.e. the prefill and the first token
+    taken out."""
     import torch
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
     from dg_lsp.engine import Engine
-
     from dg_lsp.engine.loader import load_checkpoint
 
     engine = Engine.load(args.model, device=args.device or "cpu")
-    # transformers' own model of the same checkpoint, for generate() (the engine may run without it)
-    model = engine.model or load_checkpoint(args.model, device=args.device or "cpu").model
-    text = Path(sysconfig.get_paths()["stdlib"], "argparse.py").read_text()
-    cut = text.find("def parse_known_args")
-    prefix, suffix = text[max(0, cut - 2500) : cut + 40], text[cut + 40 : cut + 800]
-    prompt = engine.prompt(prefix, suffix)
-    steps = engine.settings.max_steps
-    out: dict = {"steps": steps, "prompt_tokens": len(prompt.ids)}
-
-    # a. our loop vs generate(), same checkpoint, same step budget, one canvas
-    def ours() -> float:
-        engine.cache.reset()
-        t0 = time.perf_counter()
-        engine.infill(prefix, suffix, max_new_tokens=engine.canvas_length, seed=0)
-        return time.perf_counter() - t0
-
-    def hf_generate() -> float:
-        ids = torch.tensor([prompt.ids], device=engine.device)
-        t0 = time.perf_counter()
-        with torch.inference_mode():
-            model.generate(ids, max_new_tokens=engine.canvas_length, max_denoising_steps=steps)
-        return time.perf_counter() - t0
-
-    ours(), hf_generate()  # warm-up
-    t_ours = statistics.median(ours() for _ in range(args.repeats))
-    t_hf = statistics.median(hf_generate() for _ in range(args.repeats))
-    out["generate_vs_ours"] = {"ours_ms": t_ours * 1000, "generate_ms": t_hf * 1000, "speedup": t_hf / t_ours}
-
-    # b. autoregressive causal LM of the same width/depth/vocab, KV cache, greedy
-    tc = model.config.get_text_config()
+    dev = engine.device
+    cores = os.cpu_count() or 1
+    thread_counts = sorted({1, cores})
+    hf = {dt: load_checkpoint(args.model, device=dev, dtype=dt).model for dt in ("float32", "bfloat16")}
+    tc = hf["float32"].config.get_text_config()
     ar_cfg = Gemma3TextConfig(
         vocab_size=tc.vocab_size, hidden_size=tc.hidden_size, intermediate_size=tc.intermediate_size,
         num_hidden_layers=tc.num_hidden_layers, num_attention_heads=tc.num_attention_heads,
         num_key_value_heads=tc.num_key_value_heads, head_dim=tc.head_dim,
         layer_types=["full_attention"] * tc.num_hidden_layers, max_position_embeddings=4096,
     )
-    ar = Gemma3ForCausalLM(ar_cfg).to(engine.device).eval()
-    ids = torch.tensor([prompt.ids], device=engine.device)
-    out["autoregressive"] = {}
-    for n in (8, 32, 128):
-        def ar_run() -> float:
+    torch.manual_seed(0)
+    ar32 = Gemma3ForCausalLM(ar_cfg).to(dev).eval()
+    ar = {"float32": ar32, "bfloat16": Gemma3ForCausalLM(ar_cfg).to(dev).eval().to(torch.bfloat16)}
+    ar["bfloat16"].load_state_dict(ar32.state_dict())
+    gen_cfgs = {f"{dt}, {t} thr": (m, t) for dt, m in hf.items() for t in thread_counts}
+    ar_cfgs = {f"{dt}, {t} thr": (m, t) for dt, m in ar.items() for t in thread_counts}
+    steps = engine.settings.max_steps
+    d = engine.describe()
+    out: dict = {
+        "steps": steps,
+        "ours": {"dtype": d["dtype"], "matmul_dtype": d["matmul_dtype"], "threads": d["threads"]},
+        "prompts": {},
+    }
+    no_eos = lambda logits, _c: logits[..., engine.eos_ids].fill_(float("-inf"))  # noqa: E731
+
+    def ours(prefix: str, suffix: str, n: int, warm: bool) -> float:
+        if not warm:
+            engine.cache.reset()
+        t0 = time.perf_counter()
+        # n tokens: canvases of the engine's length, no early EOS allowed to shorten the work
+        engine.infill(prefix, suffix, max_new_tokens=n, canvas_length=min(n, engine.canvas_length), seed=0,
+                      logits_hook=no_eos)
+        return time.perf_counter() - t0
+
+    def ours_median(prefix: str, suffix: str, n: int, warm: bool) -> float:
+        ours(prefix, suffix, n, warm)
+        return statistics.median(ours(prefix, suffix, n, warm) for _ in range(args.repeats))
+
+    for name, (prefix, suffix) in side_prompts(engine).items():
+        prompt = engine.prompt(prefix, suffix)
+        ids = torch.tensor([prompt.ids], device=dev)
+        res: dict = {"prompt_tokens": len(prompt.ids)}
+
+        # a. our loop vs generate(), same checkpoint, same step budget, one canvas, cold
+        def hf_generate(model) -> float:
             t0 = time.perf_counter()
             with torch.inference_mode():
-                ar.generate(ids, max_new_tokens=n, min_new_tokens=n, do_sample=False)
+                model.generate(ids, max_new_tokens=engine.canvas_length, max_denoising_steps=steps)
             return time.perf_counter() - t0
 
-        def dg_run() -> float:
+        def one_canvas() -> float:
             engine.cache.reset()
             t0 = time.perf_counter()
-            # n tokens: canvases of the engine's length, no early EOS allowed to shorten the work
-            engine.infill(prefix, suffix, max_new_tokens=n, canvas_length=min(n, engine.canvas_length), seed=0,
-                          logits_hook=lambda logits, _c: logits[..., engine.eos_ids].fill_(float("-inf")))
+            engine.infill(prefix, suffix, max_new_tokens=engine.canvas_length, seed=0)
             return time.perf_counter() - t0
 
-        ar_run(), dg_run()
-        t_ar = statistics.median(ar_run() for _ in range(args.repeats))
-        t_dg = statistics.median(dg_run() for _ in range(args.repeats))
-        out["autoregressive"][n] = {
-            "ar_tokens_per_s": n / t_ar, "ours_tokens_per_s": n / t_dg, "ratio": t_ar / t_dg,
-            "ar_ms": t_ar * 1000, "ours_ms": t_dg * 1000,
-        }
+        t_hf, hf_name = best_of(gen_cfgs, hf_generate, args.repeats)
+        one_canvas()  # warm-up
+        t_ours = statistics.median(one_canvas() for _ in range(args.repeats))
+        res["generate_vs_ours"] = {"ours_ms": t_ours * 1000, "generate_ms": t_hf * 1000, "generate_config": hf_name,
+                                   "speedup": t_hf / t_ours}
+
+        # b. autoregressive causal LM of the same width/depth/vocab, KV cache, greedy
+        def ar_run(n: int):
+            def run(model) -> float:
+                t0 = time.perf_counter()
+                with torch.inference_mode():
+                    model.generate(ids, max_new_tokens=n, min_new_tokens=n, do_sample=False)
+                return time.perf_counter() - t0
+            return run
+
+        t_ar1, _ = best_of(ar_cfgs, ar_run(1), args.repeats)
+        res["autoregressive"] = {}
+        for n in (8, 32, 128):
+            t_ar, ar_name = best_of(ar_cfgs, ar_run(n), args.repeats)
+            per_token = max(1e-9, t_ar - t_ar1) / (n - 1)
+            cold, warm = ours_median(prefix, suffix, n, False), ours_median(prefix, suffix, n, True)
+            res["autoregressive"][n] = {
+                "ar_config": ar_name, "ar_ms": t_ar * 1000, "ours_ms": cold * 1000,
+                "ar_tokens_per_s": n / t_ar, "ours_tokens_per_s": n / cold, "ratio": t_ar / cold,
+                "decode": {"ar_ms_per_token": per_token * 1000, "ours_warm_ms": warm * 1000,
+                           "ar_tokens_per_s": 1 / per_token, "ours_tokens_per_s": n / warm,
+                           "ratio": per_token * n / warm},
+            }
+        out["prompts"][name] = res
     return out
 
 
 def markdown(res: dict) -> str:
-    t = res["typing"]
+    t = res.get("typing")
+    model = (t or {}).get("model") or {}
     lines = [
-        f"Model: {t['model']['path'] if t.get('model') else '?'}; device {res['device']}; "
-        f"{res['machine']}",
+        f"Model: {model.get('path', '?')}; device {res['device']}; {res['machine']}",
         "",
         "| metric | value |",
         "| --- | --- |",
+    ]
+    if t:
+        lines += typing_rows(t)
+    sb = res.get("side_by_side")
+    if sb:
+        o = sb["ours"]
+        lines.append(f"| side by side: ours | {o['dtype']} (products {o['matmul_dtype']}), {o['threads']} thread(s); baselines: best of float32 / bfloat16 x 1 / all threads |")
+        for name, p in sb["prompts"].items():
+            g = p["generate_vs_ours"]
+            lines.append(
+                f"| {name} prompt ({p['prompt_tokens']} tokens): ours vs generate(), {sb['steps']} steps | "
+                f"{g['ours_ms']:.0f} vs {g['generate_ms']:.0f} ms ({g['generate_config']}): {g['speedup']:.2f}x |"
+            )
+            for n, v in p["autoregressive"].items():
+                dec = v["decode"]
+                lines.append(
+                    f"| {name}, {n}-token middle: ours vs autoregressive, cold / decode only | "
+                    f"{v['ours_tokens_per_s']:.0f} vs {v['ar_tokens_per_s']:.0f} tok/s: {v['ratio']:.2f}x / "
+                    f"{dec['ours_tokens_per_s']:.0f} vs {dec['ar_tokens_per_s']:.0f} tok/s: {dec['ratio']:.2f}x ({v['ar_config']}) |"
+                )
+    return "\n".join(lines)
+
+
+def typing_rows(t: dict) -> list[str]:
+    lines = [
         f"| inline completion p50 / p95 / p99 | {t['p50_ms']:.0f} / {t['p95_ms']:.0f} / {t['p99_ms']:.0f} ms ({t['requests']} requests) |",
         f"| cold start to first completion | {t['cold_start_to_first_completion_ms']:.0f} ms |",
         f"| server peak RSS | {t['server_peak_rss_mb']:.0f} MB |",
@@ -295,15 +386,7 @@ def markdown(res: dict) -> str:
     huge = [v["p50_ms"] for k, v in t["per_file"].items() if k.startswith("huge:")]
     if small and huge:
         lines.append(f"| 20,000-line vs small file, p50 | {huge[0] / small[0]:.2f}x |")
-    sb = res.get("side_by_side")
-    if sb:
-        g = sb["generate_vs_ours"]
-        lines.append(f"| ours vs generate(), {sb['steps']} steps | {g['ours_ms']:.0f} vs {g['generate_ms']:.0f} ms: {g['speedup']:.2f}x |")
-        for n, v in sb["autoregressive"].items():
-            lines.append(
-                f"| {n}-token middle: ours vs autoregressive | {v['ours_tokens_per_s']:.0f} vs {v['ar_tokens_per_s']:.0f} tok/s: {v['ratio']:.2f}x |"
-            )
-    return "\n".join(lines)
+    return lines
 
 
 def main() -> None:
@@ -314,6 +397,7 @@ def main() -> None:
     ap.add_argument("--keystroke-ms", type=float, default=60.0)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--skip-side-by-side", action="store_true")
+    ap.add_argument("--skip-typing", action="store_true", help="only the side-by-side comparison")
     ap.add_argument("--huge", action="store_true", help="also replay typing in a 20,000-line file")
     ap.add_argument("--log-file", default=None, help="server log file")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "bench" / "latency.json")
@@ -323,8 +407,9 @@ def main() -> None:
         "command": " ".join(sys.argv),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "device": args.device or "auto",
-        "typing": asyncio.run(typing_replay(args)),
     }
+    if not args.skip_typing:
+        res["typing"] = asyncio.run(typing_replay(args))
     if not args.skip_side_by_side:
         res["side_by_side"] = side_by_side(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -296,6 +296,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--per-lang", type=int, default=150)
     ap.add_argument("--humaneval", type=int, default=300, help="HumanEval single-line tasks (0: skip)")
     ap.add_argument("--context-tokens", type=int, default=192, help="the model was trained on 128 + 64 tokens")
+    ap.add_argument("--dtype", default="auto", help="engine dtype (auto: float32, bf16 products on CPUs with bf16 GEMMs)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "bench" / "syntax.json")
     a = ap.parse_args(argv)
     import msgspec
@@ -307,12 +308,12 @@ def main(argv: list[str] | None = None) -> None:
     from dg_lsp.settings import DEFAULTS
 
     settings = msgspec.structs.replace(DEFAULTS, context_tokens=a.context_tokens)
-    engine = Engine.load(a.model, device="cpu")
+    engine = Engine.load(a.model, device="cpu", dtype=a.dtype)
     engine.warmup()
     t0 = time.time()
     holes = cut_holes(a.langs.split(","), a.per_lang)
     res: dict = {"command": "python -m benchmarks.syntax " + " ".join(argv if argv is not None else sys.argv[1:]),
-                 "model": a.model, "threads": 1, "holes": len(holes), "languages": {}, "by_kind": {}}
+                 "model": a.model, "threads": 1, "matmul_dtype": engine.describe()["matmul_dtype"], "holes": len(holes), "languages": {}, "by_kind": {}}
     rows: dict[str, list[dict]] = {"off": [], "on": []}
     for i, hole in enumerate(holes):
         spec = registry().get(hole.lang)

@@ -24,7 +24,7 @@ from dg_lsp.engine import Engine, InfillResult
 from dg_lsp.engine.constraints import HookChain, for_engine
 from dg_lsp.engine.sampler import LogitsHook
 from dg_lsp.postprocess import Finished, finish, shape
-from dg_lsp.settings import Settings
+from dg_lsp.settings import DEFAULT_CONTEXT_TOKENS, Settings
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,11 @@ CHECK_BEFORE, CHECK_AFTER = 8000, 4000
 # that is fine in a window can still add an error to the file); the document's own tree is the
 # base, so each candidate costs an incremental parse.
 CHECK_WHOLE = 64_000
+
+
+def prompt_budget(settings: Settings, engine: Engine) -> int:
+    """Prefix + suffix tokens: ``contextTokens``, else the checkpoint's training budget, else 1024."""
+    return settings.context_tokens or engine.context_tokens or DEFAULT_CONTEXT_TOKENS
 
 
 def check_window(doc: SyntaxDocument, offset: int) -> tuple[str, str]:
@@ -95,9 +100,9 @@ def propose(
     t_mode = time.perf_counter()
     if mode == "none":
         return Proposal("", offset, 0, mode, reason="no completion at this position")
-    c = cut_context(doc, offset, engine.count_tokens, settings.context_tokens, invoked=invoked)
+    c = cut_context(doc, offset, engine.count_tokens, prompt_budget(settings, engine), invoked=invoked)
     # the previous request's window while it still applies: typing then only appends to the prompt
-    c = stabilize(doc.text, offset, c, doc.last_cut, engine.count_tokens, settings.context_tokens)
+    c = stabilize(doc.text, offset, c, doc.last_cut, engine.count_tokens, prompt_budget(settings, engine))
     doc.last_cut = c
     t_cut = time.perf_counter()
     check = check_window(doc, offset)
@@ -135,8 +140,8 @@ def prefetch(
     mode = completion_mode(doc, offset, invoked=False)
     if mode == "none":
         return 0
-    c = cut_context(doc, offset, engine.count_tokens, settings.context_tokens, invoked=False)
-    c = stabilize(doc.text, offset, c, doc.last_cut, engine.count_tokens, settings.context_tokens)
+    c = cut_context(doc, offset, engine.count_tokens, prompt_budget(settings, engine), invoked=False)
+    c = stabilize(doc.text, offset, c, doc.last_cut, engine.count_tokens, prompt_budget(settings, engine))
     doc.last_cut = c
     return engine.prefill(c.prefix, c.suffix, doc.spec.name, should_stop)
 

@@ -21,14 +21,17 @@ class Settings(msgspec.Struct, rename="camel", forbid_unknown_fields=False, froz
     model: str | None = None
     #: "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:N", "mps".
     device: str = "auto"
-    #: "auto" (float32 on CPU, bfloat16 on GPU), "float32", "bfloat16", "float16".
+    #: "auto" (float32 on CPU, with bf16 matrix products where the CPU has native bf16
+    #: GEMMs; bfloat16 on GPU), "float32" (every product in float32), "bfloat16", "float16".
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     #: Prompt layout: "auto" (FIM tokens when the tokenizer has them, else chat template).
     prompt_layout: Literal["auto", "fim", "chat"] = "auto"
     #: Most tokens in one completion (a second canvas continues a long block body).
     max_tokens: int = msgspec.field(default=64)
-    #: Prompt budget in tokens for prefix + suffix.
-    context_tokens: int = 1024
+    #: Prompt budget in tokens for prefix + suffix; 0: the budget the checkpoint was trained
+    #: with (``context_tokens`` in its generation_config.json; 192 for the embedded model,
+    #: which answers garbage from prompts much longer than it saw), else 1024.
+    context_tokens: int = 0
     #: Denoising steps per canvas; 0 means the checkpoint's generation_config.json.
     denoising_steps: int = 0
     #: Fraction of a selection re-noised by "Rewrite selection" (0..1).
@@ -56,10 +59,20 @@ class Settings(msgspec.Struct, rename="camel", forbid_unknown_fields=False, froz
 
 
 DEFAULTS = Settings()
+#: The prompt budget when neither the settings nor the checkpoint name one.
+DEFAULT_CONTEXT_TOKENS = 1024
+#: Settings where 0 means "the checkpoint's" (whatever their range).
+ZERO_IS_AUTO = ("context_tokens",)
+
+
+def size_limit_tokens(s: Settings) -> int:
+    """The budget that request size limits (longest line, largest selection) scale with: the
+    explicit ``contextTokens``, else ``DEFAULT_CONTEXT_TOKENS`` whatever the checkpoint's."""
+    return s.context_tokens or DEFAULT_CONTEXT_TOKENS
 
 _BOUNDS: dict[str, tuple[float, float]] = {
     "max_tokens": (1, 1024),
-    "context_tokens": (16, 32768),
+    "context_tokens": (16, 32768),  # or 0 (the checkpoint's)
     "denoising_steps": (0, 512),
     "rewrite_strength": (0.0, 1.0),
     "hole_tokens": (1, 256),
@@ -105,9 +118,11 @@ def decode(raw: Any, base: Settings = DEFAULTS) -> tuple[Settings, list[str]]:
         v = getattr(one, field)
         if field in _BOUNDS:
             lo, hi = _BOUNDS[field]
-            if not lo <= v <= hi:
+            if not (lo <= v <= hi or (field in ZERO_IS_AUTO and v == 0)):
                 problems.append(
-                    f"dg-lsp setting {key}={value!r} is out of range [{lo}, {hi}]; using the default {getattr(base, field)!r}"
+                    f"dg-lsp setting {key}={value!r} is out of range [{lo}, {hi}]"
+                    + (" (or 0)" if field in ZERO_IS_AUTO else "")
+                    + f"; using the default {getattr(base, field)!r}"
                 )
                 continue
         good[field] = v

@@ -53,8 +53,13 @@ def save_checkpoint(
     dtype: torch.dtype = torch.bfloat16,
     sampler: dict | None = None,
     max_shard_size: str = "16MB",
+    context_tokens: int | None = None,
 ) -> Path:
     """Save ``model`` (cast to ``dtype``) with its tokenizer files into ``out_dir``.
+
+    ``context_tokens``: the prefix + suffix tokens of the training prompts, written to
+    config.json; the server's default prompt budget for this checkpoint (longer prompts
+    put the model where it never was).
 
     ``max_shard_size`` keeps every file under the limits of a GPU box's file transfer;
     the shipped checkpoint is small enough to be one file at the default.
@@ -62,6 +67,8 @@ def save_checkpoint(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.generation_config = generation_config(model.config.canvas_length, **(sampler or {}))
+    if context_tokens:
+        model.config.context_tokens = int(context_tokens)
     copy = model.to(dtype)
     copy.save_pretrained(out_dir, safe_serialization=True, max_shard_size=max_shard_size)
     model.to(torch.float32)

@@ -274,7 +274,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             pool.terminate()
     save_state(out, model, opt, step, train_time + time.time() - start, gen, cfg)
     model.eval()
-    ck = save_checkpoint(model, Path(cfg.tokenizer), out / "checkpoint")
+    ck = save_checkpoint(model, Path(cfg.tokenizer), out / "checkpoint", context_tokens=cfg.prefix_tokens + cfg.suffix_tokens)
     log(f"saved {ck} at step {step}")
     return ck
 
@@ -292,7 +292,9 @@ def export(out: Path) -> Path:
     cfg = TrainConfig(**state["cfg"])
     model = DiffusionGemmaForBlockDiffusion(make_config(len(Tok(cfg.tokenizer)), cfg.size))
     model.load_state_dict(state["model"])
-    ck = save_checkpoint(model.eval(), Path(cfg.tokenizer), Path(out) / "checkpoint")
+    ck = save_checkpoint(
+        model.eval(), Path(cfg.tokenizer), Path(out) / "checkpoint", context_tokens=cfg.prefix_tokens + cfg.suffix_tokens
+    )
     log(f"saved {ck} from step {state['step']}")
     return ck
 

@@ -69,3 +69,52 @@ async def test_server_default_model_answers(client: LanguageClient):
     assert isinstance(res, types.InlineCompletionList)
     for item in res.items:
         assert item.range.start == types.Position(line=10, character=11)
+
+
+async def test_prompt_budget_defaults_to_the_checkpoints_training_context(client: LanguageClient):
+    """contextTokens 0 (the default): the embedded model gets prompts of the size it was trained
+    on (config.json's context_tokens), not the generic 1024; an explicit budget overrides it."""
+    from tokenizers import Tokenizer
+
+    trained = json.loads((EMBEDDED / "config.json").read_text())["context_tokens"]
+    tok = Tokenizer.from_file(str(EMBEDDED / "tokenizer.json"))
+    text = sysconfig_file("argparse.py")
+    line = text[: text.index("def parse_known_args")].count("\n") + 1
+    uri = "file:///work/budget/argparse.py"
+    open_doc(client, uri, text)
+
+    async def context_tokens() -> int:
+        ctx = await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="dg-lsp.showContext", arguments=[uri, {"line": line, "character": 8}])
+        )
+        return len(tok.encode(ctx["prefix"]).ids) + len(tok.encode(ctx["suffix"]).ids)
+
+    default = await context_tokens()  # (loads the model)
+    status = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="dg-lsp.status"))
+    assert status["model"]["context_tokens"] == trained
+    assert trained // 2 < default <= trained, default
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"dgLsp": {"contextTokens": 1024}}))
+    try:
+        await wait_until_async(lambda: context_tokens(), lambda n: n > 4 * trained)
+    finally:
+        client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"dgLsp": {"contextTokens": 0}}))
+
+
+def sysconfig_file(name: str) -> str:
+    import sysconfig
+    from pathlib import Path
+
+    return Path(sysconfig.get_paths()["stdlib"], name).read_text(encoding="utf-8")
+
+
+async def wait_until_async(get, ok, timeout: float = 30.0):
+    import asyncio
+    import time
+
+    end = time.monotonic() + timeout
+    while True:
+        value = await get()
+        if ok(value):
+            return value
+        assert time.monotonic() < end, f"still {value}"
+        await asyncio.sleep(0.1)

@@ -7,6 +7,8 @@ head size for full attention that differs from the sliding one.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from transformers import DiffusionGemmaConfig, DiffusionGemmaForBlockDiffusion, DynamicCache
@@ -120,7 +122,8 @@ def test_native_load_matches_transformers_load():
     assert nat.tokenizer.eos_token_id == ref.tokenizer.eos_token_id
     assert set(nat.tokenizer.all_special_ids) == set(ref.tokenizer.all_special_ids)
     assert len(nat.tokenizer) == len(ref.tokenizer)
-    ref_fast = fastpath.FastModel.from_transformers(ref.model)
+    assert nat.matmul_dtype == ref.matmul_dtype  # both loaders pick the same products for "auto"
+    ref_fast = fastpath.FastModel.from_transformers(ref.model, ref.matmul_dtype)
     canvas = torch.randint(0, 8000, (1, 16), generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         outs = []
@@ -129,6 +132,42 @@ def test_native_load_matches_transformers_load():
             fm.encode(ids, cache)
             outs.append(fm.step_fn(cache, 16)(canvas, None))
     torch.testing.assert_close(outs[0], outs[1])
+
+
+@torch.inference_mode()
+def test_bf16_products_track_float32():
+    """bf16 matrix products over float32 activations (``auto`` on CPUs with bf16 GEMMs): the
+    embedded model's distribution over a half-masked canvas after real code barely moves."""
+    from conftest import EMBEDDED
+    from dg_lsp.engine.loader import load_checkpoint
+
+    ref = load_checkpoint(str(EMBEDDED), device="cpu", dtype="float32")
+    ids = ref.tokenizer.encode(Path(fastpath.__file__).read_text()[:2000], add_special_tokens=False)[:180]
+    full = fastpath.FastModel.from_transformers(ref.model)
+    mixed = fastpath.FastModel.from_transformers(ref.model, torch.bfloat16)
+    assert mixed.layers[0].qkv.dtype == mixed.lm_head.dtype == torch.bfloat16 and mixed.embed.dtype == torch.float32
+    canvas = torch.full((1, 32), 6)  # <mask>
+    canvas[0, ::2] = torch.randint(10, 8000, (16,), generator=torch.Generator().manual_seed(0))
+    outs = []
+    for fm in (full, mixed):
+        cache = fm.new_cache()
+        fm.encode(ids, cache)
+        assert cache.keys[0].dtype == torch.float32
+        outs.append(fm.step_fn(cache, 32)(canvas, None))
+    assert not torch.equal(outs[0], outs[1])  # the products really ran in bf16
+    total_variation = (outs[0].softmax(-1) - outs[1].softmax(-1)).abs().sum(-1) / 2  # (1, 32)
+    assert total_variation.max() < 0.05, total_variation.max()
+    assert (outs[0].argmax(-1) == outs[1].argmax(-1)).float().mean() >= 0.9
+
+
+def test_matmul_dtype_choice(monkeypatch):
+    """bf16 products only for dtype auto on a CPU that has bf16 GEMMs, and never when turned off."""
+    from dg_lsp.engine.loader import pick_matmul_dtype
+
+    assert pick_matmul_dtype("float32", "cpu") is None and pick_matmul_dtype("auto", "cuda") is None
+    assert pick_matmul_dtype("auto", "cpu") == (torch.bfloat16 if fastpath.cpu_has_bf16() else None)
+    monkeypatch.setenv("DG_LSP_CPU_BF16", "0")
+    assert pick_matmul_dtype("auto", "cpu") is None
 
 
 def test_engine_can_turn_the_fast_path_off(monkeypatch):

@@ -12,6 +12,13 @@ def test_bad_value_named_and_default_kept():
     s, problems = decode({"maxTokens": "many", "contextTokens": 5, "seed": 3})
     assert s.max_tokens == DEFAULTS.max_tokens and s.context_tokens == DEFAULTS.context_tokens and s.seed == 3
     assert len(problems) == 2 and "maxTokens" in problems[0] and "contextTokens" in problems[1]
+    assert "(or 0)" in problems[1]
+
+
+def test_context_tokens_zero_means_the_checkpoints():
+    base = Settings(context_tokens=512)
+    s, problems = decode({"contextTokens": 0}, base)
+    assert problems == [] and s.context_tokens == 0 and DEFAULTS.context_tokens == 0
 
 
 def test_nested_section_and_null_means_unset():

@@ -71,6 +71,10 @@ def auto_threads(hidden_size: int) -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def _positive_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 def fastpath_enabled() -> bool:
     """The fast path runs unless ``DG_LSP_FASTPATH=0`` (then transformers runs every forward)."""
     return os.environ.get("DG_LSP_FASTPATH", "1") != "0"
@@ -194,6 +198,8 @@ class Engine:
         text_cfg = config.get("text_config") or {}
         self.vocab_size = int(text_cfg["vocab_size"])
         self.canvas_length = int(config.get("canvas_length") or 32)
+        # the prompt budget (prefix + suffix tokens) the checkpoint was trained with, if it says
+        self.context_tokens: int | None = _positive_int(config.get("context_tokens"))
         self.softcap = text_cfg.get("final_logit_softcapping", 30.0)
         self.eos_ids = self._eos_ids()
         self.banned = self._banned_ids()
@@ -201,7 +207,7 @@ class Engine:
         # the lean forward (same math as transformers; DG_LSP_FASTPATH=0 turns it off)
         self.fast: fastpath.FastModel | None = getattr(loaded, "fast", None)
         if self.fast is None and fast and fastpath_enabled() and fastpath.unsupported(config) is None:
-            self.fast = fastpath.FastModel.from_transformers(self.model)
+            self.fast = fastpath.FastModel.from_transformers(self.model, loaded.matmul_dtype)
         if self.fast is None and self.model is None:
             raise EngineError("checkpoint loaded without transformers but the fast path is off")
         self.cache = PromptCache(self.model, self.fast)
@@ -263,8 +269,11 @@ class Engine:
             "path": str(self.loaded.files.root),
             "device": self.device,
             "dtype": str(self.loaded.dtype).replace("torch.", ""),
+            # the fast path's matrix products (bf16 over float32 activations on CPUs with bf16 GEMMs)
+            "matmul_dtype": str(self.fast.matmul_dtype if self.fast is not None else self.loaded.dtype).replace("torch.", ""),
             "layout": self.layout,
             "canvas_length": self.canvas_length,
+            "context_tokens": self.context_tokens,
             "vocab_size": self.vocab_size,
             "parameters": self.fast.n_parameters if self.fast is not None else sum(p.numel() for p in self.model.parameters()),
             "sampler": self.settings.__dict__,

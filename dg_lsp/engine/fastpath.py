@@ -65,6 +65,28 @@ def _gelu(x: torch.Tensor) -> torch.Tensor:
     return F.gelu(x, approximate="tanh")
 
 
+def _lin(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``x @ w.T`` in ``w``'s dtype, returned in ``x``'s (bf16 matmuls, float32 activations)."""
+    if w.dtype == x.dtype:
+        return F.linear(x, w)
+    return F.linear(x.to(w.dtype), w).to(x.dtype)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices natively (AVX512-BF16 or AMX), read from
+    ``/proc/cpuinfo`` (Linux x86; elsewhere False). oneDNN then runs a bf16 GEMM at about twice
+    the float32 rate: a 799-token encode of the embedded model 30 -> 21 ms on one thread."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
 def inv_freq(rope: Mapping[str, Any], head_dim: int) -> torch.Tensor:
     """Rotary inverse frequencies as transformers computes them (default and proportional)."""
     base = float(rope.get("rope_theta", 10000.0))
@@ -152,9 +174,16 @@ class _Layer:
 
 
 class FastModel:
-    """Encoder and decoder of a DiffusionGemma checkpoint over a ``KVCache``."""
+    """Encoder and decoder of a DiffusionGemma checkpoint over a ``KVCache``.
 
-    def __init__(self, config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]):
+    ``matmul_dtype`` (bf16 on a CPU with native bf16 GEMMs): the projection weights are kept
+    in it and every matrix product runs in it, while activations, norms, attention and the
+    prompt cache stay in the tensors' dtype (float32), as under training's bf16 autocast.
+    """
+
+    def __init__(
+        self, config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], matmul_dtype: torch.dtype | None = None
+    ):
         reason = unsupported(config)
         if reason:
             raise ValueError(f"fast path does not cover this checkpoint: {reason}")
@@ -180,11 +209,24 @@ class FastModel:
         rope = (text.get("rope_parameters") or {}).get("full_attention") or {}
         self.inv_freq = inv_freq(rope, self.layers[0].head_dim).to(self.embed.device)
         self.dtype, self.device = self.embed.dtype, self.embed.device
+        self.matmul_dtype = matmul_dtype or self.dtype
+        if self.matmul_dtype != self.dtype:
+            self._convert_projections(self.matmul_dtype)
+
+    def _convert_projections(self, dt: torch.dtype) -> None:
+        """Keep every projection (not embeddings, norms or scales) in ``dt``."""
+        self.sc_gate_up, self.sc_down, self.lm_head = (w.to(dt) for w in (self.sc_gate_up, self.sc_down, self.lm_head))
+        for ly in self.layers:
+            ly.qkv, ly.o, ly.ffn_in, ly.down, ly.experts_down = (
+                w.to(dt) for w in (ly.qkv, ly.o, ly.ffn_in, ly.down, ly.experts_down)
+            )
+            if ly.experts_gate_up is not None:
+                ly.experts_gate_up = ly.experts_gate_up.to(dt)
 
     @classmethod
-    def from_transformers(cls, model: Any) -> "FastModel":
+    def from_transformers(cls, model: Any, matmul_dtype: torch.dtype | None = None) -> "FastModel":
         state = {k: v.detach() for k, v in model.state_dict().items() if "vision" not in k}
-        return cls(model.config.to_dict(), state)
+        return cls(model.config.to_dict(), state, matmul_dtype)
 
     def _layer(self, t: Mapping[str, torch.Tensor], i: int) -> _Layer:
         p = f"model.decoder.layers.{i}."
@@ -287,7 +329,7 @@ class FastModel:
         """Queries, keys and values (1, heads, S, d) of ``x`` (1, S, D), normed and rotated."""
         b, s, _ = x.shape
         nq, nk, d = ly.n_heads, ly.n_kv, ly.head_dim
-        heads = _rms(F.linear(_rms(x, None, self.eps), ly.qkv).view(b, s, -1, d), None, self.eps)
+        heads = _rms(_lin(_rms(x, None, self.eps), ly.qkv).view(b, s, -1, d), None, self.eps)
         qk = heads[:, :, : nq + nk] * ly.head_norm  # (1, S, Hq+Hkv, d)
         # rotary: x cos + rotate_half(x) sin, with rotate_half(x) = roll(x, d/2) * (-1 .. +1)
         qk = torch.addcmul(qk * cos, torch.roll(qk, d // 2, dims=-1), sin * ly.rot_sign)
@@ -301,11 +343,11 @@ class FastModel:
         eps = self.eps
         b, s, _ = x.shape
         att = att.transpose(1, 2).reshape(b, s, -1)
-        x = x + _rms(F.linear(att, ly.o), ly.post_attention, eps)
+        x = x + _rms(_lin(att, ly.o), ly.post_attention, eps)
         r = _rms(x, None, eps)
-        proj = F.linear(r, ly.ffn_in)  # (1, S, 2I [+ 2E*Ie] + E)
+        proj = _lin(r, ly.ffn_in)  # (1, S, 2I [+ 2E*Ie] + E)
         i = ly.intermediate
-        h1 = F.linear(_gelu(proj[..., :i]) * proj[..., i : 2 * i], ly.down)
+        h1 = _lin(_gelu(proj[..., :i]) * proj[..., i : 2 * i], ly.down)
         h2 = self._experts(ly, r, proj, proj[..., ly.router_at : ly.router_at + ly.n_experts])
         w1, w2, w = ly.post_ffn
         x = x + _rms(_rms(h1, w1, eps) + _rms(h2, w2, eps), w, eps)
@@ -326,7 +368,7 @@ class FastModel:
             coef = coef.repeat_interleave(inner, dim=-1)
         n = e * inner
         act = _gelu(proj[..., 2 * i : 2 * i + n]) * proj[..., 2 * i + n : 2 * i + 2 * n]  # (1, S, E*Ie)
-        return F.linear(act * coef, ly.experts_down)
+        return _lin(act * coef, ly.experts_down)
 
     def _routed(self, ly: _Layer, r: torch.Tensor, coef: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """Many experts: each chosen expert runs on its tokens only."""
@@ -335,8 +377,8 @@ class FastModel:
         out = torch.zeros_like(flat)
         for ex in torch.unique(idx).tolist():
             rows = (idx == ex).any(dim=-1).nonzero().squeeze(-1)
-            gate, up = F.linear(flat[rows], ly.experts_gate_up[ex]).chunk(2, dim=-1)
-            y = F.linear(_gelu(gate) * up, ly.experts_down[ex])
+            gate, up = _lin(flat[rows], ly.experts_gate_up[ex]).chunk(2, dim=-1)
+            y = _lin(_gelu(gate) * up, ly.experts_down[ex])
             out.index_add_(0, rows, y * coef[rows, ex, None])
         return out.view_as(r)
 
@@ -398,8 +440,8 @@ class FastStep:
         x = F.embedding(canvas, fm.embed) * fm.embed_scale  # (1, L, D)
         if self_cond is not None:
             soft = self._soft_embedding(self_cond)  # (1, L, D)
-            gate, up = F.linear(_rms(soft, None, eps), fm.sc_gate_up).chunk(2, dim=-1)
-            x = x + F.linear(_gelu(gate) * up, fm.sc_down)
+            gate, up = _lin(_rms(soft, None, eps), fm.sc_gate_up).chunk(2, dim=-1)
+            x = x + _lin(_gelu(gate) * up, fm.sc_down)
         x = _rms(x, None, eps)
         p, n = self.start, canvas.shape[1]
         for i, ly in enumerate(fm.layers):
@@ -412,7 +454,7 @@ class FastStep:
             )
             x = fm._after_attention(ly, x, att, ly.dec_scalar)
         x = _rms(x, fm.final_norm, eps)
-        logits = F.linear(x, fm.lm_head).float()  # (1, L, V)
+        logits = _lin(x, fm.lm_head).float()  # (1, L, V)
         if fm.softcap:
             logits = softcap(logits, float(fm.softcap))
         return logits

@@ -24,6 +24,7 @@ from dg_lsp.engine.loader import (
     is_out_of_memory,
     pick_device,
     pick_dtype,
+    pick_matmul_dtype,
     read_generation,
     resolve_model_dir,
     validate_dir,
@@ -134,7 +135,7 @@ def load(model: str | None, *, device: str = "auto", dtype: str = "auto") -> Nat
             raise ModelLoadError(f"{files.weights[0]}: out of memory while loading the weights") from None
         raise ModelLoadError(f"{files.weights[0]}: weights do not load: {exc}") from None
     try:
-        fm = fastpath.FastModel(config, tensors)
+        fm = fastpath.FastModel(config, tensors, pick_matmul_dtype(dtype, dev))
     except KeyError as exc:
         raise ModelLoadError(f"{files.weights[0]}: weights do not match config.json: missing tensor {exc}") from None
     except (RuntimeError, ValueError, MemoryError) as exc:
@@ -146,4 +147,7 @@ def load(model: str | None, *, device: str = "auto", dtype: str = "auto") -> Nat
     if any(k.startswith(f"model.decoder.layers.{n_layers}.") for k in tensors):
         raise ModelLoadError(f"{files.weights[0]}: weights have more layers than config.json's {n_layers}")
     check_tokenizer(root, len(tokenizer), fm.vocab_size)
-    return NativeLoaded(None, tokenizer, files, dev, torch_dtype, read_generation(files), fast=fm, config=config)
+    return NativeLoaded(
+        None, tokenizer, files, dev, torch_dtype, read_generation(files), fm.matmul_dtype if fm.matmul_dtype != torch_dtype else None,
+        fast=fm, config=config,
+    )

@@ -17,6 +17,8 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 
 from dg_lsp.context import enclosing_scope, find_holes
 from dg_lsp.engine import Cancelled
+from dg_lsp.service import prompt_budget
+from dg_lsp.settings import size_limit_tokens
 
 if TYPE_CHECKING:
     from dg_lsp.server import DgLanguageServer, Snapshot
@@ -35,7 +37,7 @@ class RequestFailed(JsonRpcException):
 
 def max_region_chars(ls: "DgLanguageServer") -> int:
     """The most characters a rewrite or fill works on (the canvas holds the whole region)."""
-    return 8 * ls.settings.context_tokens
+    return 8 * size_limit_tokens(ls.settings)
 
 
 def window(text: str, start: int, end: int, chars: int) -> tuple[int, int]:
@@ -117,7 +119,7 @@ async def _compute(ls: "DgLanguageServer", data: dict[str, Any]) -> types.Worksp
     text = snap.text
     if end - start > max_region_chars(ls):
         raise RequestFailed(f"dg-lsp: the selection is too large ({end - start} characters, limit {max_region_chars(ls)})")
-    lo, hi = window(text, start, end, 4 * s.context_tokens)
+    lo, hi = window(text, start, end, 4 * prompt_budget(s, engine))
     if kind == "rewrite":
 
         def run() -> list[tuple[int, int, str]]:
@@ -135,7 +137,7 @@ async def _compute(ls: "DgLanguageServer", data: dict[str, Any]) -> types.Worksp
         (r0, r1), holes = found
         if r1 - r0 > max_region_chars(ls):
             raise RequestFailed(f"dg-lsp: the function is too large to fill ({r1 - r0} characters)")
-        lo, hi = window(text, r0, r1, 4 * s.context_tokens)
+        lo, hi = window(text, r0, r1, 4 * prompt_budget(s, engine))
         pieces = [text[r0 : holes[0][0]]]
         pieces += [text[holes[i][1] : holes[i + 1][0]] for i in range(len(holes) - 1)]
         pieces.append(text[holes[-1][1] : r1])

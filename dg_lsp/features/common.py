@@ -10,6 +10,7 @@ from lsprotocol import types
 
 from dg_lsp.engine import Cancelled
 from dg_lsp.service import Proposal, prefetch, propose
+from dg_lsp.settings import size_limit_tokens
 
 if TYPE_CHECKING:
     from dg_lsp.server import DgLanguageServer, Snapshot
@@ -129,7 +130,7 @@ def line_length(text: str, offset: int) -> int:
 def max_line_chars(ls: "DgLanguageServer") -> int:
     """The cursor line always goes into the prompt whole: past this many characters (minified
     code, data on one line) it would not fit the prompt budget, so there is no completion."""
-    return max(4096, 8 * ls.settings.context_tokens)
+    return max(4096, 8 * size_limit_tokens(ls.settings))
 
 
 def edit_range(ls: "DgLanguageServer", snap: "Snapshot", prop: Proposal) -> types.Range:

@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
+from dg_lsp.service import prompt_budget
+from dg_lsp.settings import size_limit_tokens
+
 if TYPE_CHECKING:
     from dg_lsp.server import DgLanguageServer
 
@@ -66,7 +69,8 @@ def register(server: "DgLanguageServer") -> None:
         offset = ls.offset_of(snap, pos)
         engine = await ls.get_engine()
         count = engine.count_tokens if engine else (lambda t: len(t) // 3 + 1)
-        cut = cut_context(snap.syntax, offset, count, ls.settings.context_tokens, invoked=True)
+        budget = prompt_budget(ls.settings, engine) if engine else size_limit_tokens(ls.settings)
+        cut = cut_context(snap.syntax, offset, count, budget, invoked=True)
         return {
             "offset": offset,
             "prefix": cut.prefix,
