@@ -268,16 +268,20 @@ def side_by_side(args) -> dict:
         "ours": {"dtype": d["dtype"], "matmul_dtype": d["matmul_dtype"], "threads": d["threads"]},
         "prompts": {},
     }
-    no_eos = lambda logits, _c: logits[..., engine.eos_ids].fill_(float("-inf"))  # noqa: E731
+    def no_eos(logits, _argmax) -> None:
+        logits[..., engine.eos_ids] = float("-inf")  # (an index assignment: logits[..., ids] is a copy)
 
     def ours(prefix: str, suffix: str, n: int, warm: bool) -> float:
         if not warm:
             engine.cache.reset()
         t0 = time.perf_counter()
         # n tokens: canvases of the engine's length, no early EOS allowed to shorten the work
-        engine.infill(prefix, suffix, max_new_tokens=n, canvas_length=min(n, engine.canvas_length), seed=0,
-                      logits_hook=no_eos)
-        return time.perf_counter() - t0
+        r = engine.infill(prefix, suffix, max_new_tokens=n, canvas_length=min(n, engine.canvas_length), seed=0,
+                          logits_hook=no_eos)
+        elapsed = time.perf_counter() - t0
+        if len(r.token_ids) != n:
+            raise RuntimeError(f"our engine made {len(r.token_ids)} tokens, not {n}")
+        return elapsed
 
     def ours_median(prefix: str, suffix: str, n: int, warm: bool) -> float:
         ours(prefix, suffix, n, warm)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from transformers import DiffusionGemmaConfig, DiffusionGemmaForBlockDiffusion, DynamicCache
 
 from dg_lsp.engine import fastpath
@@ -158,6 +159,20 @@ def test_bf16_products_track_float32():
     total_variation = (outs[0].softmax(-1) - outs[1].softmax(-1)).abs().sum(-1) / 2  # (1, 32)
     assert total_variation.max() < 0.05, total_variation.max()
     assert (outs[0].argmax(-1) == outs[1].argmax(-1)).float().mean() >= 0.9
+
+
+def test_bf16_products_see_few_shapes():
+    """Row counts are padded to a few sizes (oneDNN keeps memory per shape it has seen), and
+    the padding changes no row of the result."""
+    assert len({fastpath._row_bucket(n) for n in range(1, 257)}) == 16
+    assert all(n <= fastpath._row_bucket(n) < n + 16 for n in range(1, 257))
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(40, 24, generator=g).to(torch.bfloat16)
+    for rows in (1, 7, 16, 33, 300):
+        x = torch.randn(1, rows, 24, generator=g)
+        out = fastpath._lin(x, w)
+        assert out.shape == (1, rows, 40) and out.dtype == torch.float32
+        torch.testing.assert_close(out, F.linear(x.to(torch.bfloat16), w).float(), atol=1e-2, rtol=1e-2)
 
 
 def test_matmul_dtype_choice(monkeypatch):
