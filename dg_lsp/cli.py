@@ -163,8 +163,10 @@ def doctor(args: argparse.Namespace) -> int:
         return 1
     d = engine.describe()
     print(f"model: {d['path']}")
-    print(f"  device {d['device']}, dtype {d['dtype']}, {d['parameters'] / 1e6:.1f}M parameters, "
-          f"layout {d['layout']}, canvas {d['canvas_length']}, vocab {d['vocab_size']}")
+    products = f" (matrix products {d['matmul_dtype']})" if d["matmul_dtype"] != d["dtype"] else ""
+    print(f"  device {d['device']}, dtype {d['dtype']}{products}, {d['parameters'] / 1e6:.1f}M parameters, "
+          f"layout {d['layout']}, canvas {d['canvas_length']}, vocab {d['vocab_size']}, "
+          f"prompt budget {d['context_tokens'] or 'not in config.json'}")
     res = engine.infill("def add(a, b):\n    return ", "\n", seed=0)
     print(f"  test infill: {res.steps} steps, {res.timings['total']:.0f} ms, {len(res.token_ids)} tokens")
     return 0 if ok else 1
