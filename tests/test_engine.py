@@ -179,3 +179,21 @@ def test_restricted_draw_equals_the_dense_one():
         assert a.sampled[0, 5] == 8191 and a.top[0, 3] == 17
         if temperature == 0.01:
             assert a.self_cond.blocks[0].numel() < 16 * 128 // 4  # it did restrict
+
+
+@pytest.mark.parametrize("value,expected", [(64, 64), ("64", None), (-5, None), (True, None)])
+def test_checkpoint_prompt_budget_from_config(tmp_path, value, expected):
+    """config.json's context_tokens (the training prompt budget) is read when it is a positive
+    integer; anything else is ignored (the server then uses 1024)."""
+    from dg_lsp.service import prompt_budget
+    from dg_lsp.settings import DEFAULTS, Settings
+
+    ck = tmp_path / "ck"
+    shutil.copytree(TINY, ck)
+    cfg = json.loads((ck / "config.json").read_text())
+    cfg["context_tokens"] = value
+    (ck / "config.json").write_text(json.dumps(cfg))
+    engine = Engine.load(str(ck), device="cpu")
+    assert engine.context_tokens == expected and engine.describe()["context_tokens"] == expected
+    assert prompt_budget(DEFAULTS, engine) == (expected or 1024)
+    assert prompt_budget(Settings(context_tokens=300), engine) == 300
