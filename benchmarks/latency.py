@@ -263,11 +263,17 @@ def side_by_side(args) -> dict:
     ar_cfgs = {f"{dt}, {t} thr": (m, t) for dt, m in ar.items() for t in thread_counts}
     steps = engine.settings.max_steps
     d = engine.describe()
+
+    def sync() -> None:  # a GPU's queued work counts in the wall time
+        if str(dev).startswith("cuda"):
+            torch.cuda.synchronize()
+
     out: dict = {
         "steps": steps,
         "ours": {"dtype": d["dtype"], "matmul_dtype": d["matmul_dtype"], "threads": d["threads"]},
         "prompts": {},
     }
+
     def no_eos(logits, _argmax) -> None:
         logits[..., engine.eos_ids] = float("-inf")  # (an index assignment: logits[..., ids] is a copy)
 
@@ -278,6 +284,7 @@ def side_by_side(args) -> dict:
         # n tokens: canvases of the engine's length, no early EOS allowed to shorten the work
         r = engine.infill(prefix, suffix, max_new_tokens=n, canvas_length=min(n, engine.canvas_length), seed=0,
                           logits_hook=no_eos)
+        sync()
         elapsed = time.perf_counter() - t0
         if len(r.token_ids) != n:
             raise RuntimeError(f"our engine made {len(r.token_ids)} tokens, not {n}")
@@ -297,12 +304,14 @@ def side_by_side(args) -> dict:
             t0 = time.perf_counter()
             with torch.inference_mode():
                 model.generate(ids, max_new_tokens=engine.canvas_length, max_denoising_steps=steps)
+            sync()
             return time.perf_counter() - t0
 
         def one_canvas() -> float:
             engine.cache.reset()
             t0 = time.perf_counter()
             engine.infill(prefix, suffix, max_new_tokens=engine.canvas_length, seed=0)
+            sync()
             return time.perf_counter() - t0
 
         t_hf, hf_name = best_of(gen_cfgs, hf_generate, args.repeats)
@@ -317,6 +326,7 @@ def side_by_side(args) -> dict:
                 t0 = time.perf_counter()
                 with torch.inference_mode():
                     model.generate(ids, max_new_tokens=n, min_new_tokens=n, do_sample=False)
+                sync()
                 return time.perf_counter() - t0
             return run
 
