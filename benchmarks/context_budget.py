@@ -6,7 +6,9 @@
 Holes are ``benchmarks.syntax``'s Python holes (the held-out split of the training corpus:
 build it with ``python -m model.corpus --no-npm --manifest /tmp/manifest.json``). For each hole
 and budget, the server's cut (``cut_context`` at the cursor, that many prefix + suffix tokens)
-goes through the engine's prompt, the encoder, and one decoder step on an all-masked canvas;
+goes through the engine's prompt, the encoder, and one decoder step on a canvas of uniformly
+random tokens (the engine's starting canvas; the model was trained with uniform noise), the same
+canvas for every budget;
 reported: the mean cross-entropy (nats) of the true middle (first 31 tokens and EOS) and the
 share of its positions whose most likely token is the true one. One step, no sampling: it
 measures what the prompt gives the model, which is what the budget changes.
@@ -36,14 +38,12 @@ def main(argv: list[str] | None = None) -> None:
     from benchmarks.syntax import cut_holes
     from dg_lsp.context import SyntaxDocument, cut_context, registry
     from dg_lsp.engine import Engine
-    from dg_lsp.engine.prompt import MASK
 
     engine = Engine.load(a.model, device="cpu")
     fm = engine.fast
     if fm is None:
         raise SystemExit("this measurement runs on the fast path (a checkpoint it covers)")
-    mask = engine.tokenizer.get_vocab()[MASK]
-    canvas = torch.full((1, engine.canvas_length), mask)
+    gen = torch.Generator().manual_seed(0)
     budgets = [int(b) for b in a.budgets.split(",")]
     spec = registry().get("python")
     holes = cut_holes(["python"], a.holes)
@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         doc = SyntaxDocument(spec, h.text)
         truth = torch.tensor(engine.tokenizer.encode(h.middle)[: engine.canvas_length - 1] + [engine.eos_id])
         n = len(truth)
+        canvas = torch.randint(0, engine.vocab_size, (1, engine.canvas_length), generator=gen)
         for b in budgets:
             c = cut_context(doc, h.offset, engine.count_tokens, b, invoked=True)
             ids = engine.prompt(c.prefix, c.suffix).ids
