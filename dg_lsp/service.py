@@ -44,9 +44,10 @@ CHECK_BEFORE, CHECK_AFTER = 8000, 4000
 CHECK_WHOLE = 64_000
 
 
-def prompt_budget(settings: Settings, engine: Engine) -> int:
-    """Prefix + suffix tokens: ``contextTokens``, else the checkpoint's training budget, else 1024."""
-    return settings.context_tokens or engine.context_tokens or DEFAULT_CONTEXT_TOKENS
+def prompt_budget(settings: Settings, engine: Engine | None) -> int:
+    """Prefix + suffix tokens: ``contextTokens``, else the checkpoint's training budget (when a
+    model is loaded), else 1024."""
+    return settings.context_tokens or (engine.context_tokens if engine else None) or DEFAULT_CONTEXT_TOKENS
 
 
 def check_window(doc: SyntaxDocument, offset: int) -> tuple[str, str]:

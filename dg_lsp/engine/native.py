@@ -118,6 +118,7 @@ def load(model: str | None, *, device: str = "auto", dtype: str = "auto") -> Nat
         return None
     dev = pick_device(device)
     torch_dtype = pick_dtype(dtype, dev)
+    matmul_dtype = pick_matmul_dtype(dtype, dev)  # None, or bf16 over float32 weights
     try:
         tokenizer = NativeTokenizer(root)
     except Exception as exc:
@@ -135,7 +136,7 @@ def load(model: str | None, *, device: str = "auto", dtype: str = "auto") -> Nat
             raise ModelLoadError(f"{files.weights[0]}: out of memory while loading the weights") from None
         raise ModelLoadError(f"{files.weights[0]}: weights do not load: {exc}") from None
     try:
-        fm = fastpath.FastModel(config, tensors, pick_matmul_dtype(dtype, dev))
+        fm = fastpath.FastModel(config, tensors, matmul_dtype)
     except KeyError as exc:
         raise ModelLoadError(f"{files.weights[0]}: weights do not match config.json: missing tensor {exc}") from None
     except (RuntimeError, ValueError, MemoryError) as exc:
@@ -147,7 +148,4 @@ def load(model: str | None, *, device: str = "auto", dtype: str = "auto") -> Nat
     if any(k.startswith(f"model.decoder.layers.{n_layers}.") for k in tensors):
         raise ModelLoadError(f"{files.weights[0]}: weights have more layers than config.json's {n_layers}")
     check_tokenizer(root, len(tokenizer), fm.vocab_size)
-    return NativeLoaded(
-        None, tokenizer, files, dev, torch_dtype, read_generation(files), fm.matmul_dtype if fm.matmul_dtype != torch_dtype else None,
-        fast=fm, config=config,
-    )
+    return NativeLoaded(None, tokenizer, files, dev, torch_dtype, read_generation(files), matmul_dtype, fast=fm, config=config)

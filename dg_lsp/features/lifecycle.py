@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from dg_lsp.service import prompt_budget
-from dg_lsp.settings import size_limit_tokens
 
 if TYPE_CHECKING:
     from dg_lsp.server import DgLanguageServer
@@ -69,8 +68,7 @@ def register(server: "DgLanguageServer") -> None:
         offset = ls.offset_of(snap, pos)
         engine = await ls.get_engine()
         count = engine.count_tokens if engine else (lambda t: len(t) // 3 + 1)
-        budget = prompt_budget(ls.settings, engine) if engine else size_limit_tokens(ls.settings)
-        cut = cut_context(snap.syntax, offset, count, budget, invoked=True)
+        cut = cut_context(snap.syntax, offset, count, prompt_budget(ls.settings, engine), invoked=True)
         return {
             "offset": offset,
             "prefix": cut.prefix,
