@@ -30,9 +30,11 @@ DEFAULT_SAMPLER = dict(
 
 
 def generation_config(canvas_length: int, **overrides) -> DiffusionGemmaGenerationConfig:
+    """``canvas_init`` ("uniform" or "mask"): what the model was trained to denoise from, and so
+    how the engine starts and re-noises a canvas (an extra key; transformers ignores it)."""
     s = {**DEFAULT_SAMPLER, **overrides}
     ids = {tok: i for i, tok in enumerate(SPECIAL_TOKENS)}
-    return DiffusionGemmaGenerationConfig(
+    gen = DiffusionGemmaGenerationConfig(
         max_new_tokens=canvas_length,
         max_denoising_steps=int(s["max_denoising_steps"]),
         sampler_config=EntropyBoundSamplerConfig(entropy_bound=float(s["entropy_bound"])),
@@ -43,6 +45,9 @@ def generation_config(canvas_length: int, **overrides) -> DiffusionGemmaGenerati
         eos_token_id=ids[EOS],
         pad_token_id=ids[PAD],
     )
+    if s.get("canvas_init", "uniform") != "uniform":
+        gen.canvas_init = s["canvas_init"]  # kept by to_dict() and written to generation_config.json
+    return gen
 
 
 def save_checkpoint(

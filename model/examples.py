@@ -195,9 +195,10 @@ class ExampleSampler:
         return make_example(self.tok, prefix, middle, suffix, self.canvas_length,
                             self.prefix_tokens, self.suffix_tokens, kind)
 
-    def batch(self, seed: int, step: int, size: int) -> list[Example]:
-        rng = random.Random(seed * 1_000_003 + step)
-        return [self.sample(rng) for _ in range(size)]
+    def batch(self, seed: int, step: int, size: int, start: int = 0) -> list[Example]:
+        """Examples ``start .. start+size`` of step ``step``: each a pure function of
+        (seed, step, index), so a data-parallel rank draws just its share of a global batch."""
+        return [self.sample(random.Random((seed * 1_000_003 + step) * 65_536 + i)) for i in range(start, start + size)]
 
 
 def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
@@ -215,6 +216,7 @@ def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
     canvas = torch.tensor([e.canvas_ids for e in examples], dtype=torch.long)
     c = canvas.shape[1]
     return {
+        "prompt_lens": lens,
         "input_ids": ids,
         "attention_mask": mask,
         "canvas": canvas,

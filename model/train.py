@@ -24,6 +24,7 @@ import argparse
 import json
 import math
 import multiprocessing as mp
+import os
 import random
 import sys
 import time
@@ -34,8 +35,10 @@ import torch
 import torch.nn.functional as F
 from transformers import DiffusionGemmaForBlockDiffusion, DynamicCache
 
+from dg_lsp.engine.prompt import MASK
 from model.checkpoint import save_checkpoint
 from model.config import SIZES, make_config
+from model import noise as noise_mod
 from model.examples import ExampleSampler, Tok, collate
 
 
@@ -46,7 +49,9 @@ class TrainConfig:
     tokenizer: str = "data/tokenizer"
     size: str = "mini"
     device: str = "cpu"
-    minutes: float = 0.0  # training-time budget, summed over resumes (0: none)
+    minutes: float = 0.0  # training-time budget (wall clock), summed over resumes (0: none)
+    cpu_minutes: float = 0.0  # budget in this process's CPU time (all threads), summed over resumes (0: none):
+    # equal-compute arms on a machine where other work takes a share of the cores
     steps: int = 0  # schedule length in steps; 0: the schedule follows --minutes
     stop_at: int = 0  # end this invocation at this step without changing the schedule (rehearsals)
     batch: int = 16
@@ -66,10 +71,31 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 10
     save_minutes: float = 5.0
+    # recipe (docs/training.md says how each was chosen)
+    engine: str = "lean"  # lean: model/lean.py over transformers' parameters; hf: transformers' modules
+    noise: str = "uniform"  # uniform (DiffusionGemma's) or mask (absorbing <mask>); written to generation_config
+    t_dist: str = "uniform"  # noise level: uniform, or high (t = sqrt(u))
+    ar_weight: float = 0.0  # weight of the encoder's next-token loss (0: off)
+    ar_positions: int = 48  # prompt positions per row it is taken on (0: all)
+    ar_middle: bool = True  # also on the middle appended after the prompt (the FIM task, causally)
+    compile: bool = True  # lean engine: torch.compile its pieces (needs a C compiler; ~45 s once per process)
+    bf16: str = "auto"  # matrix products in bf16: auto (CUDA, or a CPU with AMX / AVX512-BF16), on, off
+    schedule: str = "cosine"  # cosine over --steps / --minutes, or wsd: warmup, then constant (resumable forever)
+    decay_steps: int = 0  # wsd: after the stable phase, this many steps decaying linearly to min_lr_frac,
+    # exported as the checkpoint; state.pt keeps the stable weights for the next stint
 
 
-# ----------------------------------------------------------------------------- model pieces
+# ----------------------------------------------------------------------------- forwards
+@dataclass
+class HFEncoded:
+    cache: DynamicCache
+    hidden: torch.Tensor | None
+    width: int
+    repeated: bool = False
+
+
 def encode_prompt(model, batch: dict) -> DynamicCache:
+    """transformers' encoder over a collated batch (tests compare padded and single forwards)."""
     cache = DynamicCache(config=model.config.get_text_config(decoder=True))
     model.model.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], past_key_values=cache)
     return cache
@@ -77,22 +103,63 @@ def encode_prompt(model, batch: dict) -> DynamicCache:
 
 def canvas_logits(model, cache, canvas, batch: dict, sc_logits=None) -> torch.Tensor:
     hidden = model.model.decoder(
-        decoder_input_ids=canvas,
-        past_key_values=cache,
-        self_conditioning_logits=sc_logits,
-        decoder_attention_mask=batch["decoder_attention_mask"],
-        decoder_position_ids=batch["decoder_position_ids"],
+        decoder_input_ids=canvas, past_key_values=cache, self_conditioning_logits=sc_logits,
+        decoder_attention_mask=batch["decoder_attention_mask"], decoder_position_ids=batch["decoder_position_ids"],
     ).last_hidden_state
     logits = model.lm_head(hidden).float()
     cap = model.final_logit_softcapping
     return torch.tanh(logits / cap) * cap if cap else logits
 
 
-def corrupt(x0: torch.Tensor, vocab: int, gen: torch.Generator) -> torch.Tensor:
-    t = torch.rand(x0.shape[0], 1, generator=gen, device=x0.device)
-    noise = torch.randint(0, vocab, x0.shape, generator=gen, device=x0.device)
-    hit = torch.rand(x0.shape, generator=gen, device=x0.device) < t
-    return torch.where(hit, noise, x0)
+class HFForward:
+    """transformers' own modules behind the interface of ``model.lean.LeanForward`` (reference
+    and speed baseline: ``--engine hf``)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def encode(self, ids: torch.Tensor, want_hidden: bool = False) -> "HFEncoded":
+        mask = torch.ones_like(ids)  # pads sit after every real token: the causal mask suffices
+        cache = DynamicCache(config=self.model.config.get_text_config(decoder=True))
+        out = self.model.model.encoder(input_ids=ids, attention_mask=mask, past_key_values=cache)
+        return HFEncoded(cache, out.last_hidden_state if want_hidden else None, ids.shape[1])
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:  # hidden: already normed by transformers
+        z = self.model.lm_head(hidden).float()
+        cap = self.model.final_logit_softcapping
+        return torch.tanh(z / cap) * cap if cap else z
+
+    def decode(self, canvas, enc, lens, sc_logits=None, repeat: int = 1, hidden: bool = False):
+        n, c = canvas.shape
+        if repeat > 1:
+            if not enc.repeated:  # with gradients, even when the first call is the no-grad self-conditioning pass
+                with torch.enable_grad():
+                    enc.cache.batch_repeat_interleave(repeat)
+                enc.repeated = True
+            lens = lens.repeat_interleave(repeat)
+        s = enc.width
+        dmask = torch.cat([(torch.arange(s)[None, :] < lens[:, None]).long(), torch.ones(n, c, dtype=torch.long)], 1)
+        out = self.model.model.decoder(
+            decoder_input_ids=canvas, past_key_values=enc.cache, self_conditioning_logits=sc_logits,
+            decoder_attention_mask=dmask, decoder_position_ids=lens[:, None] + torch.arange(c)[None, :],
+        ).last_hidden_state
+        return out if hidden else self.logits(out)
+
+    def weighted_ce(self, x: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        z = self.logits(x)
+        ce = F.cross_entropy(z.reshape(-1, z.shape[-1]), target.reshape(-1), reduction="none")
+        return (ce * weight.reshape(-1)).sum()
+
+
+def make_forward(model, engine: str, compile: bool = False):
+    if engine == "lean":
+        from model.lean import LeanForward
+
+        fwd = LeanForward(model)
+        return fwd.compile() if compile else fwd
+    if engine == "hf":
+        return HFForward(model)
+    raise ValueError(f"unknown engine {engine!r}")
 
 
 def loss_weights(x0: torch.Tensor, eos_id: int, eos_weight: float) -> torch.Tensor:
@@ -103,25 +170,93 @@ def loss_weights(x0: torch.Tensor, eos_id: int, eos_weight: float) -> torch.Tens
     return w
 
 
-def train_step(model, batch: dict, cfg: TrainConfig, vocab: int, eos_id: int, gen: torch.Generator, use_sc: bool):
-    """One forward/backward; returns (loss, canvas tokens)."""
+def encoder_input(batch: dict, with_middle: bool, pad_id: int, eos_id: int) -> tuple[torch.Tensor, list[int]]:
+    """The encoder's ids (B, S'): each prompt, then (``with_middle``) its middle and one EOS.
+
+    The encoder is causal, so the prompt's keys/values do not depend on what follows them;
+    the canvas reads only the first ``prompt_lens[b]`` of them. The appended middle gives the
+    next-token loss the fill-in-the-middle task itself (position ``<|fim_middle|>`` predicts
+    the middle's first token). Returns the ids and each row's length."""
+    ids, lens = batch["input_ids"], batch["prompt_lens"]
+    if not with_middle:
+        return ids, lens.tolist()
+    rows, out_lens = [], []
+    for b in range(ids.shape[0]):
+        c = batch["canvas"][b]
+        m = int((c != eos_id).cumprod(0).sum())  # middle length (before the first EOS)
+        row = torch.cat([ids[b, : lens[b]], c[: min(m + 1, c.shape[0])]])
+        rows.append(row)
+        out_lens.append(len(row))
+    width = max(out_lens)
+    out = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    for b, r in enumerate(rows):
+        out[b, : len(r)] = r
+    return out, out_lens
+
+
+def ar_positions(lens: list[int], n_prompt: list[int], k: int, seed: int, step: int, start: int) -> tuple[list[int], list[int]]:
+    """(rows, positions) predicting the next token: ``k`` sampled prompt positions per row
+    (all when k <= 0) and every appended-middle position. A pure function of (seed, step, row)."""
+    rows, pos = [], []
+    for b, (n, p) in enumerate(zip(lens, n_prompt)):
+        rng = random.Random((seed * 1_000_003 + step) * 65_536 + start + b + 7_777)
+        prompt = list(range(0, p - 1))  # p-1 (<|fim_middle|>) predicts the middle: counted below
+        if 0 < k < len(prompt):
+            prompt = rng.sample(prompt, k)
+        chosen = prompt + list(range(p - 1, n - 1))
+        rows += [b] * len(chosen)
+        pos += chosen
+    return rows, pos
+
+
+@dataclass
+class StepTotals:
+    """Global denominators of a step's losses (summed over data-parallel ranks)."""
+
+    canvas: float
+    ar: float
+
+
+def step_losses(fwd, batch: dict, cfg: "TrainConfig", tok_ids: dict, step: int, use_sc: bool,
+                start: int = 0, total_rows: int | None = None, reduce=None):
+    """Forward and backward of one step. Returns (canvas loss, next-token loss, tokens through the model).
+
+    ``start`` / ``total_rows``: this rank's first row and the global batch size (data parallel);
+    ``reduce`` sums a tensor over ranks (None: one process)."""
     k = cfg.canvases
-    cache = encode_prompt(model, batch)
-    if k > 1:
-        cache.batch_repeat_interleave(k)
-        batch = {n: batch[n].repeat_interleave(k, 0) for n in ("canvas", "decoder_attention_mask", "decoder_position_ids")}
-    x0 = batch["canvas"]
-    xt = corrupt(x0, vocab, gen)
+    vocab, eos_id, mask_id, pad_id = tok_ids["vocab"], tok_ids["eos"], tok_ids["mask"], tok_ids["pad"]
+    want_ar = cfg.ar_weight > 0
+    ids, enc_lens = encoder_input(batch, want_ar and cfg.ar_middle, pad_id, eos_id)
+    ids = ids.to(batch["canvas"].device)
+    lens = batch["prompt_lens"].to(ids.device)
+    enc = fwd.encode(ids, want_hidden=want_ar)
+    x0 = batch["canvas"].repeat_interleave(k, 0)
+    gen = noise_mod.step_generator(cfg.seed, step)
+    cor = noise_mod.corrupt(x0, cfg.noise, cfg.t_dist, vocab, mask_id, gen, offset=start * k,
+                            total=(total_rows or x0.shape[0] // k) * k)
     sc = None
     if use_sc:
         with torch.no_grad():
-            sc = canvas_logits(model, cache, xt, batch).detach()
-    logits = canvas_logits(model, cache, xt, batch, sc)
+            sc = fwd.decode(cor.xt, enc, lens, None, repeat=k).detach()
+    h = fwd.decode(cor.xt, enc, lens, sc, repeat=k, hidden=True)
     w = loss_weights(x0, eos_id, cfg.eos_weight)
-    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x0.reshape(-1), reduction="none")
-    loss = (ce * w.reshape(-1)).sum() / w.sum()
+    if cfg.noise == "mask":  # absorbing: only the masked positions are predicted
+        w = w * cor.hit.float()
+    num = fwd.weighted_ce(h, x0, w)
+    den = w.sum().detach()
+    ar_num = torch.zeros((), device=ids.device)
+    ar_den = torch.zeros((), device=ids.device)
+    if want_ar:
+        rows, pos = ar_positions(enc_lens, batch["prompt_lens"].tolist(), cfg.ar_positions, cfg.seed, step, start)
+        r, p = torch.tensor(rows, device=ids.device), torch.tensor(pos, device=ids.device)
+        ar_num = fwd.weighted_ce(enc.hidden[r, p], ids[r, p + 1], torch.ones(len(rows), device=ids.device))
+        ar_den = torch.tensor(float(len(rows)), device=ids.device)
+    if reduce is not None:
+        den, ar_den = reduce(den.clone()), reduce(ar_den.clone())
+    loss = num / den.clamp_min(1.0) + (cfg.ar_weight * ar_num / ar_den.clamp_min(1.0) if want_ar else 0.0)
     loss.backward()
-    return loss.detach(), x0.numel()
+    n_tok = int(sum(enc_lens)) + x0.numel() * (2 if use_sc else 1)
+    return (num / den.clamp_min(1.0)).detach(), (ar_num / ar_den.clamp_min(1.0)).detach(), n_tok
 
 
 def use_sc(seed: int, step: int, p: float) -> bool:
@@ -132,18 +267,33 @@ def use_sc(seed: int, step: int, p: float) -> bool:
 def lr_at(step: int, progress: float, cfg: TrainConfig) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
+    if cfg.schedule == "wsd":
+        return cfg.lr
     p = min(1.0, progress)
     return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
+def bf16_enabled(cfg: TrainConfig, device: torch.device) -> bool:
+    if cfg.bf16 == "on":
+        return True
+    if cfg.bf16 == "off":
+        return False
+    if device.type == "cuda":
+        return True
+    from dg_lsp.engine.fastpath import cpu_has_bf16
+
+    return device.type == "cpu" and cpu_has_bf16()
+
+
 # ----------------------------------------------------------------------------- data
 _SAMPLER: ExampleSampler | None = None
+DECAY_STEP_OFFSET = 10**8  # decay steps draw their batches away from the stable run's
 
 
-def _make_batch(args: tuple[int, int, int]):
-    seed, step, size = args
+def _make_batch(args: tuple[int, int, int, int]):
+    seed, step, size, start = args
     assert _SAMPLER is not None
-    return collate(_SAMPLER.batch(seed, step, size), _SAMPLER.tok.pad_id)
+    return collate(_SAMPLER.batch(seed, step, size, start), _SAMPLER.tok.pad_id)
 
 
 def load_records(corpus: Path, max_bytes: int) -> list[dict]:
@@ -178,34 +328,71 @@ def log(msg: str) -> None:
 
 
 # ----------------------------------------------------------------------------- main loop
+def _dist():
+    """(rank, world size, all-reduce-sum function or None) under torchrun, else (0, 1, None)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, None
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() and os.environ.get("DG_DDP_BACKEND") != "gloo"
+                                else "gloo")
+
+    def reduce(t: torch.Tensor) -> torch.Tensor:
+        dist.all_reduce(t)
+        return t
+
+    return dist.get_rank(), world, reduce
+
+
 def train(cfg: TrainConfig, resume: bool = False) -> Path:
+    """Train (or resume) ``cfg.out``; returns the exported checkpoint directory.
+
+    Under ``torchrun --nproc_per_node N`` each process takes ``cfg.batch`` rows of a global
+    batch of N x ``cfg.batch`` (the same examples and noise a single process would draw for
+    that batch), the losses are normalised by the global counts and the gradients summed, so
+    N processes step exactly as one process at the N-fold batch. Rank 0 logs and saves.
+    """
     global _SAMPLER
+    rank, world, reduce = _dist()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    device = torch.device(cfg.device)
+    device = torch.device(cfg.device if cfg.device != "cuda" or world == 1 else f"cuda:{rank % torch.cuda.device_count()}")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     state = None
     if resume and (out / "state.pt").exists():
         state = torch.load(out / "state.pt", map_location="cpu", weights_only=False)
         saved = state["cfg"]
-        for k in ("size", "corpus", "tokenizer", "seed", "prefix_tokens", "suffix_tokens"):
-            setattr(cfg, k, saved[k])
-    ensure_data(cfg)
+        for k in ("size", "corpus", "tokenizer", "seed", "prefix_tokens", "suffix_tokens", "noise"):
+            if k in saved:
+                setattr(cfg, k, saved[k])
+    if rank == 0:
+        ensure_data(cfg)
+    if reduce is not None:
+        import torch.distributed as dist
+
+        dist.barrier()
     tok = Tok(cfg.tokenizer)
     canvas_length = SIZES[cfg.size].canvas_length
     # data first: the worker processes fork before any CUDA initialisation
     records = load_records(Path(cfg.corpus), int(cfg.corpus_mb * 1e6))
     _SAMPLER = ExampleSampler(records, tok, canvas_length, cfg.prefix_tokens, cfg.suffix_tokens)
-    log(f"{len(records)} train files, {sum(len(r['text']) for r in records) / 1e6:.1f} MB")
+    if rank == 0:
+        log(f"{len(records)} train files, {sum(len(r['text']) for r in records) / 1e6:.1f} MB")
     first = state["step"] if state is not None else 0
-    steps_iter = ((cfg.seed, s, cfg.batch) for s in range(first, 10**9))
-    pool = None
-    if cfg.workers > 0:
-        pool = mp.get_context("fork").Pool(cfg.workers)
-        batches = pool.imap(_make_batch, steps_iter, chunksize=4)
-    else:
-        batches = map(_make_batch, steps_iter)
+    global_batch = cfg.batch * world
+    start_row = rank * cfg.batch
+
+    def batches_from(step0: int):
+        it = ((cfg.seed, s, cfg.batch, start_row) for s in range(step0, 10**12))
+        if cfg.workers > 0:
+            pool = mp.get_context("fork").Pool(cfg.workers)
+            return pool, pool.imap(_make_batch, it, chunksize=4)
+        return None, map(_make_batch, it)
+
+    pool, batches = batches_from(first)
     torch.manual_seed(cfg.seed)
     model = DiffusionGemmaForBlockDiffusion(make_config(len(tok), cfg.size)).to(device)
     model.train()
@@ -215,85 +402,140 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=cfg.lr, betas=(0.9, 0.95), fused=device.type == "cuda",
     )
-    step, train_time = 0, 0.0
-    gen = torch.Generator(device=device)
-    gen.manual_seed(cfg.seed)
+    step, train_time, tokens_seen, cpu_before = 0, 0.0, 0, 0.0
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         step, train_time = state["step"], state["train_time"]
-        gen.set_state(state["gen"])
-        log(f"resumed from {out / 'state.pt'} at step {step}")
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
-    n_params = sum(p.numel() for n, p in model.named_parameters() if "vision" not in n)
-    log(f"size={cfg.size} text params={n_params / 1e6:.2f}M vocab={len(tok)} device={device} "
-        f"threads={torch.get_num_threads()}")
+        tokens_seen = state.get("tokens", 0)
+        cpu_before = state.get("cpu_time", 0.0)
+        if rank == 0:
+            log(f"resumed from {out / 'state.pt'} at step {step}")
+    if reduce is not None:  # every rank starts from rank 0's weights
+        import torch.distributed as dist
 
-    use_amp = device.type == "cuda"
-    vocab, eos_id = len(tok), tok.eos_id
+        for p_ in model.parameters():
+            dist.broadcast(p_.data, 0)
+    fwd = make_forward(model, cfg.engine, compile=cfg.compile and cfg.engine == "lean")
+    if rank == 0:
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    n_params = sum(p.numel() for n, p in model.named_parameters() if "vision" not in n)
+    use_bf16 = bf16_enabled(cfg, device)
+    if rank == 0:
+        log(f"size={cfg.size} text params={n_params / 1e6:.2f}M vocab={len(tok)} device={device} "
+            f"threads={torch.get_num_threads()} engine={cfg.engine} bf16={use_bf16} world={world} "
+            f"noise={cfg.noise} t_dist={cfg.t_dist} ar_weight={cfg.ar_weight}")
+    vocab = len(tok)
+    tok_ids = {"vocab": vocab, "eos": tok.eos_id, "pad": tok.pad_id, "mask": tok.get_vocab()[MASK]}
     start = time.time()
+    cpu_start = time.process_time()
+    cpu_now = lambda: cpu_before + time.process_time() - cpu_start  # noqa: E731
     last_save = start
-    t_log, tok_log, loss_log = time.time(), 0, []
-    logf = open(out / "log.jsonl", "a")
+    t_log, tok_log, loss_log, ar_log = time.time(), 0, [], []
+    logf = open(out / "log.jsonl", "a") if rank == 0 else None
+
+    def one_step(step_id: int, lr: float, batch: dict) -> tuple[torch.Tensor, torch.Tensor, int]:
+        for g in opt.param_groups:
+            g["lr"] = lr
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            closs, aloss, n_tok = step_losses(fwd, batch, cfg, tok_ids, step_id, use_sc(cfg.seed, step_id, cfg.self_cond),
+                                              start=start_row, total_rows=global_batch, reduce=reduce)
+        if reduce is not None:  # this rank's share of the global mean -> the global mean
+            for p_ in model.parameters():
+                if p_.grad is not None:
+                    reduce(p_.grad)
+            closs, aloss = reduce(closs.clone()), reduce(aloss.clone())
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return closs, aloss, n_tok * world
+
     try:
         while True:
             elapsed = train_time + (time.time() - start)  # total training time, across resumes
-            progress = step / cfg.steps if cfg.steps else elapsed / (cfg.minutes * 60) if cfg.minutes else 0.0
-            if (cfg.steps and step >= cfg.steps) or (cfg.minutes and elapsed >= cfg.minutes * 60) or \
-                    (cfg.stop_at and step >= cfg.stop_at):
+            progress = step / cfg.steps if cfg.steps else elapsed / (cfg.minutes * 60) if cfg.minutes else \
+                cpu_now() / (cfg.cpu_minutes * 60) if cfg.cpu_minutes else 0.0
+            stop = (cfg.steps and step >= cfg.steps) or (cfg.minutes and elapsed >= cfg.minutes * 60) or \
+                (cfg.cpu_minutes and cpu_now() >= cfg.cpu_minutes * 60) or (cfg.stop_at and step >= cfg.stop_at)
+            if reduce is not None:  # every rank stops at the same step
+                stop = bool(reduce(torch.tensor(float(bool(stop)))).item())
+            if stop:
                 break
-            lr = lr_at(step, progress, cfg)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
-            n_prompt = int(batch["attention_mask"].sum())
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss, n_canvas = train_step(model, batch, cfg, vocab, eos_id, gen, use_sc(cfg.seed, step, cfg.self_cond))
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+            closs, aloss, n_tok = one_step(step, lr_at(step, progress, cfg), next(batches))
             step += 1
-            loss_log.append(loss)
-            tok_log += n_prompt + n_canvas
-            if step % cfg.log_every == 0:
+            tokens_seen += n_tok
+            loss_log.append(closs)
+            ar_log.append(aloss)
+            tok_log += n_tok
+            if step % cfg.log_every == 0 and rank == 0:
                 dt = time.time() - t_log
                 lv = torch.stack(loss_log).mean().item()
-                rec = {"step": step, "loss": round(lv, 4), "lr": lr, "tok_s": round(tok_log / dt, 1),
-                       "canvas_tok_s": round(cfg.log_every * cfg.batch * cfg.canvases * canvas_length / dt, 1),
-                       "time": round(train_time + time.time() - start, 1)}
+                av = torch.stack(ar_log).mean().item()
+                rec = {"step": step, "loss": round(lv, 4), "ar_loss": round(av, 4), "lr": lr_at(step - 1, progress, cfg),
+                       "tok_s": round(tok_log / dt, 1),
+                       "canvas_tok_s": round(cfg.log_every * global_batch * cfg.canvases * canvas_length / dt, 1),
+                       "time": round(train_time + time.time() - start, 1), "cpu_time": round(cpu_now(), 1),
+                       "tokens": tokens_seen}
                 logf.write(json.dumps(rec) + "\n")
                 logf.flush()
-                log(f"step {step} loss {lv:.4f} lr {lr:.2e} tok/s {rec['tok_s']:.0f} canvas tok/s {rec['canvas_tok_s']:.0f}")
-                t_log, tok_log, loss_log = time.time(), 0, []
+                log(f"step {step} loss {lv:.4f} ar {av:.4f} lr {rec['lr']:.2e} tok/s {rec['tok_s']:.0f} "
+                    f"canvas tok/s {rec['canvas_tok_s']:.0f}")
+                t_log, tok_log, loss_log, ar_log = time.time(), 0, [], []
             if time.time() - last_save >= cfg.save_minutes * 60:
-                save_state(out, model, opt, step, train_time + time.time() - start, gen, cfg)
+                if rank == 0:
+                    save_state(out, model, opt, step, train_time + time.time() - start, cfg, tokens_seen, cpu_now())
                 last_save = time.time()
+        train_time += time.time() - start
+        if rank == 0:
+            save_state(out, model, opt, step, train_time, cfg, tokens_seen, cpu_now())
+        if cfg.schedule == "wsd" and cfg.decay_steps > 0:
+            # the shipped copy: a short linear decay from the stable weights (state.pt keeps those)
+            if pool is not None:
+                pool.terminate()
+            pool, batches = batches_from(DECAY_STEP_OFFSET + step)
+            for j in range(cfg.decay_steps):
+                frac = 1 - (j + 1) / cfg.decay_steps
+                lr = cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * frac)
+                one_step(DECAY_STEP_OFFSET + step + j, lr, next(batches))
+            if rank == 0:
+                log(f"decayed {cfg.decay_steps} steps from step {step} for the exported checkpoint")
     finally:
-        logf.close()
+        if logf is not None:
+            logf.close()
         if pool is not None:
             pool.terminate()
-    save_state(out, model, opt, step, train_time + time.time() - start, gen, cfg)
     model.eval()
-    ck = save_checkpoint(model, Path(cfg.tokenizer), out / "checkpoint", context_tokens=cfg.prefix_tokens + cfg.suffix_tokens)
-    log(f"saved {ck} at step {step}")
+    ck = out / "checkpoint"
+    if rank == 0:
+        ck = save_checkpoint(model, Path(cfg.tokenizer), ck, context_tokens=cfg.prefix_tokens + cfg.suffix_tokens,
+                             sampler=sampler_for(cfg))
+        log(f"saved {ck} at step {step}")
     return ck
 
 
-def save_state(out: Path, model, opt, step: int, train_time: float, gen: torch.Generator, cfg: TrainConfig) -> None:
+def sampler_for(cfg: TrainConfig) -> dict:
+    """Sampler settings written to the checkpoint's generation_config.json."""
+    return {"canvas_init": cfg.noise}
+
+
+def save_state(out: Path, model, opt, step: int, train_time: float, cfg: TrainConfig, tokens: int = 0,
+               cpu_time: float = 0.0) -> None:
     tmp = out / "state.pt.tmp"
     torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "train_time": train_time,
-                "gen": gen.get_state(), "cfg": asdict(cfg)}, tmp)
+                "tokens": tokens, "cpu_time": cpu_time, "cfg": asdict(cfg)}, tmp)
     tmp.replace(out / "state.pt")
 
 
 def export(out: Path) -> Path:
     """Write OUT/checkpoint from OUT/state.pt (e.g. of a run that is still going or was cut off)."""
     state = torch.load(Path(out) / "state.pt", map_location="cpu", weights_only=False)
-    cfg = TrainConfig(**state["cfg"])
+    cfg = TrainConfig(**{k: v for k, v in state["cfg"].items() if k in TrainConfig.__dataclass_fields__})
     model = DiffusionGemmaForBlockDiffusion(make_config(len(Tok(cfg.tokenizer)), cfg.size))
     model.load_state_dict(state["model"])
     ck = save_checkpoint(
-        model.eval(), Path(cfg.tokenizer), Path(out) / "checkpoint", context_tokens=cfg.prefix_tokens + cfg.suffix_tokens
+        model.eval(), Path(cfg.tokenizer), Path(out) / "checkpoint", context_tokens=cfg.prefix_tokens + cfg.suffix_tokens,
+        sampler=sampler_for(cfg),
     )
     log(f"saved {ck} from step {state['step']}")
     return ck
@@ -303,7 +545,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for f, default in asdict(TrainConfig()).items():
         kw = {"choices": sorted(SIZES)} if f == "size" else {}
-        ap.add_argument("--" + f.replace("_", "-"), type=type(default), default=default, **kw)
+        typ = (lambda v: v.lower() in ("1", "true", "yes", "on")) if isinstance(default, bool) else type(default)
+        ap.add_argument("--" + f.replace("_", "-"), type=typ, default=default, **kw)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--export", action="store_true", help="only write OUT/checkpoint from OUT/state.pt")
     a = vars(ap.parse_args(argv))

@@ -127,7 +127,7 @@ def _cfg(corpus, tok_dir, out, **kw):
 
     base = dict(out=str(out), corpus=str(corpus), tokenizer=str(tok_dir), size="tiny", steps=40, batch=8,
                 canvases=2, lr=5e-3, warmup=5, log_every=1, prefix_tokens=48, suffix_tokens=16, seed=0,
-                save_minutes=100.0)
+                save_minutes=100.0, compile=False)
     base.update(kw)
     return TrainConfig(**base)
 

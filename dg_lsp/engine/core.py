@@ -203,6 +203,13 @@ class Engine:
         self.softcap = text_cfg.get("final_logit_softcapping", 30.0)
         self.eos_ids = self._eos_ids()
         self.banned = self._banned_ids()
+        # absorbing-noise checkpoints start from, and re-mask to, <mask> (None: uniform noise)
+        self.mask_id: int | None = None
+        if self.settings.canvas_init == "mask":
+            mask = self.tokenizer.get_vocab().get("<mask>")
+            if mask is None:
+                raise EngineError("generation_config.json says canvas_init 'mask' but the tokenizer has no <mask>")
+            self.mask_id = int(mask)
         self.tokens = tokencache.for_tokenizer(self.tokenizer)  # line-cached tokenization
         # the lean forward (same math as transformers; DG_LSP_FASTPATH=0 turns it off)
         self.fast: fastpath.FastModel | None = getattr(loaded, "fast", None)
@@ -362,6 +369,12 @@ class Engine:
         s.max_steps = steps
         return s
 
+    def _noise(self, shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+        """A starting canvas: uniformly random tokens, or all <mask> for an absorbing-noise checkpoint."""
+        if self.mask_id is not None:
+            return torch.full(shape, self.mask_id, dtype=torch.long, device=self.device)
+        return torch.randint(0, self.vocab_size, shape, generator=gen, device=self.device)
+
     def _cut_at_eos(self, ids: list[int]) -> tuple[list[int], bool]:
         eos = set(self.eos_ids)
         for i, t in enumerate(ids):
@@ -406,7 +419,7 @@ class Engine:
         denoise_ms = 0.0
         while len(out) < budget:
             n = min(length, budget - len(out)) if canvases else length
-            canvas = torch.randint(0, self.vocab_size, (1, n), generator=gen, device=self.device)
+            canvas = self._noise((1, n), gen)
             t0 = time.perf_counter()
             res = denoise(
                 self._step_fn(kv, len(self.cache.ids)),
@@ -418,6 +431,7 @@ class Engine:
                 logits_hook=logits_hook,
                 accept_hook=getattr(logits_hook, "accept", None),  # constraints re-noise infeasible tokens
                 should_stop=should_stop,
+                mask_id=self.mask_id,
             )
             denoise_ms += (time.perf_counter() - t0) * 1000
             total_steps += res.steps
@@ -466,7 +480,7 @@ class Engine:
         n = max(self.canvas_length, int(len(sel_ids) * 1.25) + 8)
         gen = self._generator(seed)
         start = torch.tensor([sel_ids + [self.eos_id] * (n - len(sel_ids))], dtype=torch.long, device=self.device)
-        noise = torch.randint(0, self.vocab_size, start.shape, generator=gen, device=self.device)
+        noise = self._noise(tuple(start.shape), gen)
         renoise = torch.rand(start.shape, generator=gen, device=self.device) < strength
         canvas = torch.where(renoise, noise, start)
         res = denoise(
@@ -477,6 +491,7 @@ class Engine:
             generator=gen,
             banned=self.banned,
             should_stop=should_stop,
+            mask_id=self.mask_id,
         )
         ids, hit_eos = self._cut_at_eos(res.canvas[0].tolist())
         return InfillResult(
@@ -525,7 +540,7 @@ class Engine:
                 frozen += [False] * hole_tokens
         canvas = torch.tensor([tokens], dtype=torch.long, device=self.device)
         frozen_t = torch.tensor([frozen], dtype=torch.bool, device=self.device)
-        noise = torch.randint(0, self.vocab_size, canvas.shape, generator=gen, device=self.device)
+        noise = self._noise(tuple(canvas.shape), gen)
         canvas = torch.where(frozen_t, canvas, noise)
         res: DenoiseResult = denoise(
             self._step_fn(kv, len(self.cache.ids)),
@@ -536,6 +551,7 @@ class Engine:
             frozen=frozen_t,
             banned=self.banned,
             should_stop=should_stop,
+            mask_id=self.mask_id,
         )
         out = res.canvas[0].tolist()
         return [self.decode(self._cut_at_eos(out[a:b])[0]) for a, b in slots]

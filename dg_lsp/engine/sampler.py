@@ -9,7 +9,8 @@ Per step (``r`` = steps remaining, from ``max_steps`` down to 1):
 4. accept the lowest-entropy positions while sum(entropy) - max(entropy) <= entropy_bound;
    frozen positions (fixed text between holes) are always accepted; ``accept_hook`` may
    reject sampled tokens that are infeasible after the accepted ones before them
-5. re-noise the rest with uniformly random tokens
+5. re-noise the rest: uniformly random tokens, or ``<mask>`` for a checkpoint trained with
+   absorbing noise (``canvas_init: "mask"`` in its generation_config.json)
 6. stop when the argmax canvas was stable for ``stability_threshold`` steps and the mean
    entropy is under ``confidence_threshold``; check cancellation before each step
 
@@ -44,6 +45,9 @@ class SamplerSettings:
     # score the same (HumanEval single-line, 400 tasks: pass@1 0.3%, syntax 20.7% each;
     # ``python -m model.eval --sampler self_conditioning=raw``), so transformers' choice stays.
     self_conditioning: str = "scaled"
+    # what a canvas starts from and rejected positions return to: "uniform" (random tokens, as
+    # DiffusionGemma is trained) or "mask" (the <mask> token; checkpoints trained with absorbing noise)
+    canvas_init: str = "uniform"
 
     @classmethod
     def from_generation_config(cls, gen: dict[str, Any]) -> "SamplerSettings":
@@ -58,6 +62,8 @@ class SamplerSettings:
                 setattr(s, key, float(gen[key]))
         if gen.get("stability_threshold") is not None:
             s.stability_threshold = int(gen["stability_threshold"])
+        if gen.get("canvas_init") in ("uniform", "mask"):
+            s.canvas_init = str(gen["canvas_init"])
         return s
 
 
@@ -224,8 +230,10 @@ def denoise(
     logits_hook: LogitsHook | None = None,
     accept_hook: AcceptHook | None = None,
     should_stop: Callable[[], bool] | None = None,
+    mask_id: int | None = None,
 ) -> DenoiseResult:
     """Denoise ``canvas`` (1, L). ``frozen`` (1, L) bool marks positions kept as given.
+    ``mask_id``: rejected positions become this token instead of uniform noise.
 
     ``logits_hook`` edits the logits before sampling (constraints mask infeasible tokens);
     ``accept_hook`` may reject accepted positions (they are re-noised). Without hooks the
@@ -261,7 +269,10 @@ def denoise(
         sampled = torch.where(frozen, fixed_tokens, sampled)
         if accept_hook is not None:
             accept = accept_hook(sampled, accept) | frozen
-        noise = torch.randint(0, vocab_size, canvas.shape, generator=generator, device=device)
+        if mask_id is None:
+            noise = torch.randint(0, vocab_size, canvas.shape, generator=generator, device=device)
+        else:
+            noise = torch.full_like(canvas, mask_id)
         canvas = torch.where(accept, sampled, noise)
         self_cond = SelfCond(dense=logits) if settings.self_conditioning == "raw" else d.self_cond
         result.steps += 1
