@@ -197,3 +197,216 @@ def test_checkpoint_prompt_budget_from_config(tmp_path, value, expected):
     assert engine.context_tokens == expected and engine.describe()["context_tokens"] == expected
     assert prompt_budget(DEFAULTS, engine) == (expected or 1024)
     assert prompt_budget(Settings(context_tokens=300), engine) == 300
+
+
+# ---------------------------------------------------------------- causal draft
+def _tiny_with(tmp_path, name: str, **gen_update):
+    ck = tmp_path / name
+    shutil.copytree(TINY, ck)
+    gen = json.loads((ck / "generation_config.json").read_text())
+    gen.update(gen_update)
+    (ck / "generation_config.json").write_text(json.dumps(gen))
+    return ck
+
+
+@pytest.fixture(scope="module")
+def sharp_checkpoint(tmp_path_factory):
+    """The tiny checkpoint with a random final norm scaled up (logits in the soft cap's bend)
+    and encoder layer scalars unlike the decoder's (1): what the tiny one leaves at identity."""
+    from safetensors.torch import load_file, save_file
+
+    ck = tmp_path_factory.mktemp("draft") / "sharp"
+    shutil.copytree(TINY, ck)
+    tensors = load_file(str(ck / "model.safetensors"))
+    g = torch.Generator().manual_seed(0)
+    norm = tensors["model.decoder.norm.weight"]
+    tensors["model.decoder.norm.weight"] = (torch.rand(norm.shape, generator=g) * 400 + 50).to(norm.dtype)
+    for k, v in tensors.items():
+        if k.startswith("model.encoder.language_model.layers.") and k.endswith("layer_scalar"):
+            tensors[k] = torch.full_like(v, 0.75)
+    save_file(tensors, str(ck / "model.safetensors"), metadata={"format": "pt"})
+    return ck
+
+
+def test_draft_is_the_encoders_greedy_decode(sharp_checkpoint):
+    """FastModel.draft equals transformers' encoder run over prompt + draft: at every position
+    from <|fim_middle|> on, the argmax (control tokens excluded) of the soft-capped tied head over
+    the final-normed hidden state is the next draft token, at the probability reported."""
+    engine = Engine.load(str(sharp_checkpoint), device="cpu", dtype="float32")
+    model = load_checkpoint(str(sharp_checkpoint), device="cpu", dtype="float32").model
+    prompt = engine.prompt("def add(a, b):\n    return ", "\n\nprint(add(1, 2))\n")
+    engine.cache.reset()
+    kv, _ = engine.cache.prepare(prompt.ids, "cpu")
+    n_prompt = len(prompt.ids)
+    ids, probs = engine.fast.draft(kv, prompt.ids[-1], 12, banned=engine.banned, eos_ids=engine.eos_ids)
+    assert 1 <= len(ids) <= 12 and len(probs) == len(ids) and kv.length == n_prompt
+    assert len(ids) == 12 or ids[-1] in engine.eos_ids  # it stops only at an EOS
+    with torch.inference_mode():
+        hidden = model.model.encoder(input_ids=torch.tensor([prompt.ids + ids[:-1]])).last_hidden_state
+        raw = model.lm_head(hidden).float()
+        cap = model.config.get_text_config().final_logit_softcapping
+        z = torch.tanh(raw / cap) * cap
+        z[..., engine.banned] = raw[..., engine.banned] = float("-inf")
+        ref = z[0, n_prompt - 1 :]
+    assert ids == ref.argmax(-1).tolist()
+    torch.testing.assert_close(torch.tensor(probs), ref.softmax(-1).amax(-1), atol=1e-4, rtol=1e-4)
+    assert not set(engine.banned.tolist()) & set(ids)
+    # the soft cap shapes these probabilities (the plain tiny checkpoint's logits are too small)
+    assert (raw[0, n_prompt - 1 :].softmax(-1).amax(-1) - torch.tensor(probs)).abs().max() > 0.01
+
+    # a draft that can only say EOS stops after it
+    others = torch.tensor([i for i in range(engine.vocab_size) if i not in engine.eos_ids])
+    ids, probs = engine.fast.draft(kv, prompt.ids[-1], 8, banned=others, eos_ids=engine.eos_ids)
+    assert ids == [engine.eos_ids[0]] and probs == [pytest.approx(1.0)] and kv.length == n_prompt
+
+
+def test_draft_with_bf16_products_runs_float32_copies(sharp_checkpoint):
+    """With bf16 products (``auto`` on CPUs with bf16 GEMMs) the one-row draft steps multiply by
+    float32 copies of the bf16 weights (made on the first draft; a tied head is the embedding):
+    the same draft as float32 products, at nearly the same probabilities."""
+    from dg_lsp.engine import fastpath
+
+    ref = load_checkpoint(str(sharp_checkpoint), device="cpu", dtype="float32")
+    ids = build_prompt(ref.tokenizer, "def add(a, b):\n    return ", "\n\nprint(add(1, 2))\n").ids
+    drafts = []
+    for dt in (None, torch.bfloat16):
+        fm = fastpath.FastModel.from_transformers(ref.model, dt)
+        cache = fm.new_cache()
+        fm.encode(ids, cache)
+        keys = cache.keys[-1][:, :, : len(ids)].clone()
+        drafts.append(fm.draft(cache, ids[-1], 12))
+        assert cache.length == len(ids) and torch.equal(cache.keys[-1][:, :, : len(ids)], keys)
+    layers, head = fm._draft_layers()
+    assert fm.layers[0].qkv.dtype == torch.bfloat16 and layers[0].qkv.dtype == torch.float32
+    assert torch.equal(layers[0].qkv, fm.layers[0].qkv.float()) and head is fm.embed
+    (full, p_full), (mixed, p_mixed) = drafts
+    assert full == mixed
+    torch.testing.assert_close(torch.tensor(p_mixed), torch.tensor(p_full), atol=0.05, rtol=0)
+
+
+def test_draft_leaves_the_prompt_cache_as_it_was(engine: Engine):
+    """After a draft (finished or cancelled) the prompt cache has its length and its exact
+    keys/values: a canvas step gives the same logits, and the next keystroke reuses it."""
+    from dg_lsp.engine.errors import Cancelled
+
+    prompt = engine.prompt("for i in range(10):\n    ", "\n")
+    engine.cache.reset()
+    kv, _ = engine.cache.prepare(prompt.ids, "cpu")
+    n_prompt = len(prompt.ids)
+    keys = [k[:, :, :n_prompt].clone() for k in kv.keys]
+    canvas = torch.randint(0, engine.vocab_size, (1, 16), generator=torch.Generator().manual_seed(1))
+    before = engine._step_fn(kv, n_prompt)(canvas, None).clone()
+    ids, _ = engine.fast.draft(kv, prompt.ids[-1], 40, banned=engine.banned, eos_ids=engine.eos_ids)
+    assert kv.length == n_prompt and all(torch.equal(a, b[:, :, :n_prompt]) for a, b in zip(keys, kv.keys))
+    assert torch.equal(engine._step_fn(kv, n_prompt)(canvas, None), before)
+    with pytest.raises(Cancelled):  # cancelled after DRAFT_CHECK tokens
+        engine.fast.draft(kv, prompt.ids[-1], 40, banned=engine.banned, should_stop=lambda: True)
+    assert kv.length == n_prompt
+    assert torch.equal(engine._step_fn(kv, n_prompt)(canvas, None), before)
+    typed = engine.prompt("for i in range(10):\n    p", "\n")
+    common = next(i for i, (a, b) in enumerate(zip(prompt.ids, typed.ids)) if a != b)
+    _, reused = engine.cache.prepare(typed.ids, "cpu")
+    assert reused == common > 0  # the keystroke re-encodes only the tail
+
+
+def test_draft_strength_renoises_the_least_confident_positions(engine: Engine, monkeypatch):
+    """round(strength * L) positions of the draft canvas come from the noise, lowest draft
+    probability first; a padding EOS is as confident as the EOS that ended the draft."""
+    prompt = engine.prompt("x = ", "\n")
+    engine.cache.reset()
+    kv, _ = engine.cache.prepare(prompt.ids, "cpu")
+    n = 16
+    noise = torch.full((1, n), -1, dtype=torch.long)  # not a token: marks the noised positions
+    ids, probs = engine.fast.draft(kv, prompt.ids[-1], n, banned=engine.banned, eos_ids=engine.eos_ids)
+    assert len(ids) == n  # this random checkpoint drafts no EOS here
+    order = sorted(range(n), key=lambda i: probs[i])
+    for strength, k in [(0.0, 0), (0.25, 4), (0.5, 8), (0.8, 13), (1.0, 16)]:
+        canvas = engine._draft_canvas(kv, prompt.ids[-1], noise, strength)[0]
+        noised = set((canvas == -1).nonzero().squeeze(-1).tolist())
+        assert noised == set(order[:k]), strength
+        assert all(canvas[i] == ids[i] for i in range(n) if i not in noised)
+    eos = engine.eos_id
+    monkeypatch.setattr(engine.fast, "draft", lambda *a, **k: ([5, 6, eos], [0.9, 0.2, 0.5]))
+    canvas = engine._draft_canvas(kv, prompt.ids[-1], torch.full((1, 8), -1, dtype=torch.long), 0.0)
+    assert canvas[0].tolist() == [5, 6] + [eos] * 6
+    canvas = engine._draft_canvas(kv, prompt.ids[-1], torch.full((1, 8), -1, dtype=torch.long), 0.5)
+    assert canvas[0].tolist() == [5, -1, -1, -1, -1, eos, eos, eos]
+
+
+@pytest.mark.parametrize("canvas_init", ["uniform", "mask"])
+def test_infill_starts_from_the_causal_draft(tmp_path, canvas_init):
+    """generation_config draft "causal": the first canvas is the draft with draft_strength of it
+    re-noised (random tokens, or <mask>), only the first canvas drafts, no control token comes
+    out, and draft_strength 1.0 is exactly the noise start of draft "none"."""
+    ck = _tiny_with(tmp_path, "draft-ck", draft="causal", draft_strength=0.25, canvas_init=canvas_init,
+                    max_denoising_steps=3)
+    eng = Engine.load(str(ck), device="cpu", dtype="float32")
+    assert eng.settings.draft == "causal" and eng.settings.draft_strength == 0.25
+    drafts: list[list[int]] = []
+    real_draft = eng.fast.draft
+
+    def spy_draft(*a, **k):
+        out = real_draft(*a, **k)
+        drafts.append(out[0])
+        return out
+
+    eng.fast.draft = spy_draft  # type: ignore[method-assign]
+    first: list[torch.Tensor] = []
+    real_step = eng._step_fn
+
+    def spy_step(kv, start):
+        step = real_step(kv, start)
+
+        def call(canvas, sc):
+            if sc is None:  # the first step of each canvas
+                first.append(canvas.clone())
+            return step(canvas, sc)
+
+        return call
+
+    eng._step_fn = spy_step  # type: ignore[method-assign]
+    specials = set(eng.banned.tolist())
+    for seed in range(3):
+        drafts.clear()
+        first.clear()
+        res = eng.infill("def f(x):\n    return ", "\n", canvas_length=8, max_new_tokens=16, seed=seed)
+        assert len(drafts) == 1 and len(first) == res.canvases and "draft" in res.timings
+        start, draft = first[0][0].tolist(), drafts[0]
+        draft = draft + [eng.eos_id] * (8 - len(draft))
+        same = sum(a == b for a, b in zip(start, draft))
+        assert same >= 6  # 2 of 8 re-noised (a random token may happen to equal the draft's)
+        if canvas_init == "mask":
+            assert start.count(eng.mask_id) == 2 and same == 6
+        assert not specials & set(res.token_ids)
+        assert res.text == eng.decode(res.token_ids)
+
+    # draft_strength 1.0: the same answer as no draft (the draft runs, its tokens are not used)
+    eng.settings.draft_strength = 1.0
+    noise_start = eng.infill("def f(x):\n    return ", "\n", canvas_length=8, seed=4)
+    eng.settings.draft = "none"
+    drafts.clear()
+    plain = eng.infill("def f(x):\n    return ", "\n", canvas_length=8, seed=4)
+    assert not drafts and "draft" not in plain.timings
+    assert noise_start.token_ids == plain.token_ids
+
+
+def test_draft_setting_is_ignored_without_the_fast_path(tmp_path, monkeypatch, caplog):
+    """transformers' forward has no draft: the setting is ignored, logged once (and a checkpoint
+    whose generation_config.json holds our keys loads with transformers)."""
+    import logging
+
+    from dg_lsp.engine.sampler import SamplerSettings
+
+    assert SamplerSettings.from_generation_config({"draft": "beam", "draft_strength": 2}).draft == "none"
+    assert SamplerSettings.from_generation_config({"draft_strength": 2}).draft_strength == 0.5
+    # transformers' loader refuses generation_config keys it does not know: it is handed the file without ours
+    ck = _tiny_with(tmp_path, "draft-slow", draft="causal", draft_strength=0.3, canvas_init="mask", max_denoising_steps=2)
+    monkeypatch.setenv("DG_LSP_FASTPATH", "0")
+    eng = Engine.load(str(ck), device="cpu", dtype="float32")
+    assert eng.fast is None and eng.model is not None and eng.settings.draft == "causal"
+    assert eng.mask_id is not None and eng.model.generation_config.max_denoising_steps == 2
+    with caplog.at_level(logging.WARNING, logger="dg_lsp.engine.core"):
+        for seed in range(2):
+            res = eng.infill("x = ", "\n", canvas_length=8, seed=seed)
+            assert "draft" not in res.timings
+    assert sum("draft" in r.getMessage() for r in caplog.records) == 1

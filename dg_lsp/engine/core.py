@@ -4,6 +4,8 @@ Three operations, all on one canvas between a prefix and a suffix:
 
 * ``infill``   -- a middle of unknown length: noise canvas, EOS ends the middle; a second
                   canvas continues when the first one has no EOS and more tokens are allowed.
+                  With ``draft: "causal"`` the first canvas starts from the causal encoder's
+                  greedy draft, partly re-noised (``_draft_canvas``).
 * ``rewrite``  -- the canvas starts from the selected text, partly re-noised.
 * ``fill_holes`` -- fixed text between holes is frozen on the canvas, the holes are noise:
                   every hole is filled in one pass, each seeing all the others.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -218,6 +221,7 @@ class Engine:
         if self.fast is None and self.model is None:
             raise EngineError("checkpoint loaded without transformers but the fast path is off")
         self.cache = PromptCache(self.model, self.fast)
+        self._draft_warned = False
         if self.device == "cpu":
             keep_freed_memory()
             torch.set_num_threads(threads or auto_threads(int(text_cfg.get("hidden_size", 0))))
@@ -375,6 +379,37 @@ class Engine:
             return torch.full(shape, self.mask_id, dtype=torch.long, device=self.device)
         return torch.randint(0, self.vocab_size, shape, generator=gen, device=self.device)
 
+    def _can_draft(self, kv: Any) -> bool:
+        """The causal draft runs on the fast path only; without it the setting is ignored (logged once)."""
+        if self.fast is not None and isinstance(kv, fastpath.KVCache):
+            return True
+        if not self._draft_warned:
+            log.warning("draft 'causal' needs the fast path; starting from noise")
+            self._draft_warned = True
+        return False
+
+    def _draft_canvas(
+        self, kv: "fastpath.KVCache", last_id: int, noise: torch.Tensor, strength: float,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> torch.Tensor:
+        """The first canvas from the causal draft: the draft's tokens, EOS after its end, with
+        round(strength * L) positions, least confident first, taken from ``noise`` (1, L).
+
+        A padding EOS counts as sure as the EOS that ended the draft (they are re-noised
+        together: where the middle ends is one decision). Ties go to the earlier position."""
+        assert self.fast is not None
+        n = noise.shape[1]
+        ids, probs = self.fast.draft(kv, last_id, n, banned=self.banned, eos_ids=self.eos_ids, should_stop=should_stop)
+        if not ids:
+            return noise
+        pad = n - len(ids)
+        start = torch.tensor([ids + [self.eos_id] * pad], dtype=torch.long, device=noise.device)
+        conf = torch.tensor(probs + [probs[-1]] * pad, dtype=torch.float32)
+        k = min(n, max(0, math.floor(strength * n + 0.5)))
+        renoise = torch.zeros(n, dtype=torch.bool)
+        renoise[torch.sort(conf, stable=True).indices[:k]] = True
+        return torch.where(renoise.to(noise.device)[None], noise, start)
+
     def _cut_at_eos(self, ids: list[int]) -> tuple[list[int], bool]:
         eos = set(self.eos_ids)
         for i, t in enumerate(ids):
@@ -417,9 +452,14 @@ class Engine:
         out: list[int] = []
         total_steps, canvases, hit_eos = 0, 0, False
         denoise_ms = 0.0
+        draft = settings.draft == "causal" and bool(prompt.ids) and self._can_draft(kv)
         while len(out) < budget:
             n = min(length, budget - len(out)) if canvases else length
             canvas = self._noise((1, n), gen)
+            if draft and not canvases:  # only the first canvas starts from the draft
+                t0 = time.perf_counter()
+                canvas = self._draft_canvas(kv, prompt.ids[-1], canvas, settings.draft_strength, should_stop)
+                timings["draft"] = (time.perf_counter() - t0) * 1000
             t0 = time.perf_counter()
             res = denoise(
                 self._step_fn(kv, len(self.cache.ids)),

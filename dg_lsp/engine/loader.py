@@ -212,12 +212,19 @@ def load_checkpoint(
                 f"{files.config}: model_type {config.get('model_type')!r} is not diffusion_gemma "
                 "(custom code runs only with the trustRemoteCode setting on)"
             )
+        extra: dict[str, Any] = {}
+        gen = read_generation(files)
+        ours = {k: gen.pop(k) for k in ENGINE_GENERATION_KEYS if k in gen}
+        if ours and hasattr(cls, "generation_config_class"):
+            # transformers' DiffusionGemma generation config refuses keys it does not know
+            extra["generation_config"] = cls.generation_config_class.from_dict(gen)
         net = cls.from_pretrained(
             str(root),
             local_files_only=True,
             use_safetensors=True,
             dtype=torch_dtype,
             trust_remote_code=trust_remote_code,
+            **extra,
         )
     except ModelLoadError:
         raise
@@ -234,6 +241,11 @@ def load_checkpoint(
     vocab = net.config.get_text_config().vocab_size
     check_tokenizer(root, len(tokenizer), vocab)
     return Loaded(net, tokenizer, files, dev, torch_dtype, read_generation(files), pick_matmul_dtype(dtype, dev))
+
+
+# generation_config.json keys read by our engine only (``SamplerSettings.from_generation_config``);
+# transformers' loader is handed the file without them
+ENGINE_GENERATION_KEYS = ("canvas_init", "draft", "draft_strength")
 
 
 def read_generation(files: CheckpointFiles) -> dict[str, Any]:

@@ -48,6 +48,13 @@ class SamplerSettings:
     # what a canvas starts from and rejected positions return to: "uniform" (random tokens, as
     # DiffusionGemma is trained) or "mask" (the <mask> token; checkpoints trained with absorbing noise)
     canvas_init: str = "uniform"
+    # what an infill's first canvas starts from: "none", the noise above; "causal", the causal
+    # encoder's own greedy draft (``FastModel.draft``; fast path only, a checkpoint whose encoder
+    # was trained with a next-token loss), EOS-padded after its end, with the ``draft_strength``
+    # share of its positions (least confident first) replaced by the noise. draft_strength 1.0
+    # still drafts (the same latency) but starts from exactly the noise canvas of "none".
+    draft: str = "none"
+    draft_strength: float = 0.5
 
     @classmethod
     def from_generation_config(cls, gen: dict[str, Any]) -> "SamplerSettings":
@@ -64,6 +71,11 @@ class SamplerSettings:
             s.stability_threshold = int(gen["stability_threshold"])
         if gen.get("canvas_init") in ("uniform", "mask"):
             s.canvas_init = str(gen["canvas_init"])
+        if gen.get("draft") in ("none", "causal"):
+            s.draft = str(gen["draft"])
+        strength = gen.get("draft_strength")
+        if isinstance(strength, (int, float)) and not isinstance(strength, bool) and 0.0 <= strength <= 1.0:
+            s.draft_strength = float(strength)
         return s
 
 
