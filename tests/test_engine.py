@@ -199,6 +199,40 @@ def test_checkpoint_prompt_budget_from_config(tmp_path, value, expected):
     assert prompt_budget(Settings(context_tokens=300), engine) == 300
 
 
+def test_mask_checkpoint_starts_from_and_remasks_to_mask(tmp_path):
+    """A checkpoint trained with absorbing noise (generation_config canvas_init "mask") is sampled
+    from an all-<mask> canvas, and positions the sampler rejects go back to <mask>."""
+    ck = tmp_path / "mask-ck"
+    shutil.copytree(TINY, ck)
+    gen = json.loads((ck / "generation_config.json").read_text())
+    gen.update(canvas_init="mask", max_denoising_steps=4)
+    gen["sampler_config"] = {"_cls_name": "EntropyBoundSamplerConfig", "entropy_bound": 0.0}
+    (ck / "generation_config.json").write_text(json.dumps(gen))
+    eng = Engine.load(str(ck), device="cpu", dtype="float32")
+    mask = eng.tokenizer.get_vocab()["<mask>"]
+    assert eng.mask_id == mask and eng.settings.canvas_init == "mask"
+    seen: list[torch.Tensor] = []
+    real = eng._step_fn
+
+    def spy(kv, start):
+        step = real(kv, start)
+
+        def call(canvas, sc):
+            seen.append(canvas.clone())
+            return step(canvas, sc)
+
+        return call
+
+    eng._step_fn = spy  # type: ignore[method-assign]
+    res = eng.infill("def f(x):\n    return ", "\n", canvas_length=8, max_new_tokens=8)
+    assert bool((seen[0] == mask).all())  # the starting canvas
+    # entropy bound 0: one position accepted per step, the other seven masked again
+    assert len(seen) >= 2 and int((seen[1] == mask).sum()) == 7
+    assert mask not in res.token_ids
+    # a uniform checkpoint starts from random tokens, never from <mask>
+    assert Engine.load(str(TINY), device="cpu", dtype="float32").mask_id is None
+
+
 # ---------------------------------------------------------------- causal draft
 def _tiny_with(tmp_path, name: str, **gen_update):
     ck = tmp_path / name
