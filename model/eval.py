@@ -218,7 +218,8 @@ def eval_heldout(engine, corpus: Path, per_kind: int, seed: int, canvas_init: st
         if i % 100 == 0 or i == n:
             print(f"held-out: {i}/{n} holes, {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
 
-    rows = heldout.run_engine(engine, holes, canvas_init=init, progress=progress)
+    causal = heldout.CausalScorer(engine.loaded.files.root) if model_dir_has_weights(engine) else None
+    rows = heldout.run_engine(engine, holes, canvas_init=init, progress=progress, causal=causal)
     variants = {"raw": ([r["raw"] for r in rows], [0] * len(rows)),
                 "post": ([r["post"] for r in rows], [r["post_replace"] for r in rows])}
     ms = sorted(r["ms"] for r in rows)
@@ -226,9 +227,26 @@ def eval_heldout(engine, corpus: Path, per_kind: int, seed: int, canvas_init: st
         "per_kind": per_kind, "seed": seed, "canvas_init": init, "holes": heldout.describe_holes(holes),
         "summary": heldout.summarize(holes, variants, [r["cross_entropy"] for r in rows]),
         "infill_ms": {"p50": statistics.median(ms), "p90": ms[int(0.9 * (len(ms) - 1))]},
+        "causal_cross_entropy": causal_summary(holes, rows),
         "seconds": round(time.time() - t0, 1),
         "rows": [{**h.brief(), **r} for h, r in zip(holes, rows)],
     }
+
+
+def model_dir_has_weights(engine) -> bool:
+    root = Path(engine.loaded.files.root)
+    return any(root.glob("*.safetensors"))
+
+
+def causal_summary(holes, rows) -> dict | None:
+    """Mean causal cross-entropy of the true middle, per language and overall."""
+    if not rows or "causal_cross_entropy" not in rows[0]:
+        return None
+    by: dict[str, list[float]] = {}
+    for h, r in zip(holes, rows):
+        for key in (h.lang, "all"):
+            by.setdefault(key, []).append(r["causal_cross_entropy"])
+    return {k: statistics.mean(v) for k, v in by.items()}
 
 
 def markdown(res: dict) -> str:
@@ -257,6 +275,10 @@ def markdown(res: dict) -> str:
                 f"answers; cross-entropy of the true middle after one step from a {h['canvas_init']} canvas. "
                 f"Engine.infill p50 {h['infill_ms']['p50']:.0f} ms, {h['seconds']:.0f} s in all.\n\n")
         out += heldout_table(h["summary"], ["raw", "post"])
+        if h.get("causal_cross_entropy"):
+            cc = h["causal_cross_entropy"]
+            out += ("\nCausal cross-entropy of the true middle (the encoder's next-token loss over the middle and "
+                    "its EOS after the prompt, nats/token): " + ", ".join(f"{k} {v:.3f}" for k, v in cc.items()) + "\n")
     return out
 
 

@@ -411,9 +411,36 @@ def middle_cross_entropy(engine: Any, prompt_ids: list[int], middle: str, canvas
     return -logits.float().log_softmax(-1)[torch.arange(n), truth.to(logits.device)].mean().item()
 
 
+class CausalScorer:
+    """The encoder's next-token cross-entropy of the true middle (and its EOS) after the prompt:
+    how well the checkpoint predicts the middle causally, left to right (what a next-token loss
+    trains, and what a causal draft reads). transformers' weights through the lean forward."""
+
+    def __init__(self, model_dir: str | Path):
+        from dg_lsp.engine.loader import load_checkpoint
+        from model.lean import LeanForward
+
+        self.model = load_checkpoint(str(model_dir), device="cpu", dtype="float32").model.eval()
+        self.fwd = LeanForward(self.model)
+
+    def __call__(self, engine: Any, prompt_ids: list[int], middle: str) -> float:
+        import torch
+        import torch.nn.functional as F
+
+        truth = truth_ids(engine, middle)
+        truth = truth[: truth.index(engine.eos_id) + 1] if engine.eos_id in truth else truth
+        ids = torch.tensor([list(prompt_ids) + truth])
+        with torch.inference_mode():
+            h = self.fwd.encode(ids, want_hidden=True).hidden[0, len(prompt_ids) - 1 : -1]
+            z = self.fwd.logits(h)
+        return F.cross_entropy(z, torch.tensor(truth)).item()
+
+
 def run_engine(engine: Any, holes: Sequence[Hole], *, settings: Any = None, canvas_init: str | None = None,
-               seed: int = 0, progress: Callable[[int, int], None] | None = None) -> list[dict]:
-    """Raw and post-processed answers and the true middle's cross-entropy for each hole."""
+               seed: int = 0, progress: Callable[[int, int], None] | None = None,
+               causal: "CausalScorer | None" = None) -> list[dict]:
+    """Raw and post-processed answers and the true middle's cross-entropy for each hole (and,
+    with ``causal``, its causal cross-entropy)."""
     from dg_lsp.context import SyntaxDocument, completion_mode, cut_context, registry
     from dg_lsp.context.sticky import stabilize
     from dg_lsp.postprocess import finish
@@ -444,6 +471,8 @@ def run_engine(engine: Any, holes: Sequence[Hole], *, settings: Any = None, canv
         ce = middle_cross_entropy(engine, prompt_ids, h.middle, starting_canvas(engine, init, seed + k))
         rows.append({"mode": mode, "raw": res.text, "post": done.text, "post_replace": done.replace,
                      "post_reason": done.reason, "prompt_tokens": len(prompt_ids), "cross_entropy": ce, "ms": ms})
+        if causal is not None:
+            rows[-1]["causal_cross_entropy"] = causal(engine, prompt_ids, h.middle)
         if progress is not None:
             progress(k + 1, len(holes))
     return rows
