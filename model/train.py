@@ -81,6 +81,7 @@ class TrainConfig:
     compile: bool = True  # lean engine: torch.compile its pieces (needs a C compiler; ~45 s once per process)
     bf16: str = "auto"  # matrix products in bf16: auto (CUDA, or a CPU with AMX / AVX512-BF16), on, off
     schedule: str = "cosine"  # cosine over --steps / --minutes, or wsd: warmup, then constant (resumable forever)
+    init_from: str = ""  # --resume without OUT/state.pt: start from this committed compact state (model/resume.py)
     decay_steps: int = 0  # wsd: after the stable phase, this many steps decaying linearly to min_lr_frac,
     # exported as the checkpoint; state.pt keeps the stable weights for the next stint
 
@@ -362,12 +363,19 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     state = None
+    compact = None
     if resume and (out / "state.pt").exists():
         state = torch.load(out / "state.pt", map_location="cpu", weights_only=False)
         saved = state["cfg"]
-        for k in ("size", "corpus", "tokenizer", "seed", "prefix_tokens", "suffix_tokens", "noise"):
+    elif resume and cfg.init_from:
+        compact = Path(cfg.init_from)
+        saved = json.loads((compact / "state.json").read_text())["cfg"]
+    if state is not None or compact is not None:
+        for k in ("size", "seed", "prefix_tokens", "suffix_tokens", "noise"):
             if k in saved:
                 setattr(cfg, k, saved[k])
+        if compact is None:  # paths of the machine that trained; a committed state keeps this run's
+            cfg.corpus, cfg.tokenizer = saved["corpus"], saved["tokenizer"]
     if rank == 0:
         ensure_data(cfg)
     if reduce is not None:
@@ -381,6 +389,15 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     _SAMPLER = ExampleSampler(records, tok, canvas_length, cfg.prefix_tokens, cfg.suffix_tokens)
     if rank == 0:
         log(f"{len(records)} train files, {sum(len(r['text']) for r in records) / 1e6:.1f} MB")
+    if compact is not None:
+        from model.resume import load_compact
+
+        torch.manual_seed(cfg.seed)  # what was not saved (the unused vision tower) as the run made it
+        probe = DiffusionGemmaForBlockDiffusion(make_config(len(tok), cfg.size))
+        state = load_compact(compact, probe)
+        del probe
+        if rank == 0:
+            log(f"starting from the compact state in {compact}")
     first = state["step"] if state is not None else 0
     global_batch = cfg.batch * world
     start_row = rank * cfg.batch
@@ -549,8 +566,16 @@ def main(argv: list[str] | None = None) -> None:
         ap.add_argument("--" + f.replace("_", "-"), type=typ, default=default, **kw)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--export", action="store_true", help="only write OUT/checkpoint from OUT/state.pt")
+    ap.add_argument("--save-compact", default="", metavar="DIR",
+                    help="only write the committable resume state (model/resume.py) of OUT/state.pt to DIR")
     a = vars(ap.parse_args(argv))
     resume = a.pop("resume")
+    if a.get("save_compact"):
+        from model.resume import save_compact
+
+        log(f"wrote {save_compact(torch.load(Path(a['out']) / 'state.pt', map_location='cpu', weights_only=False), a['save_compact'])}")
+        return
+    a.pop("save_compact")
     if a.pop("export"):
         export(Path(a["out"]))
         return

@@ -203,3 +203,25 @@ def test_eval_scoring():
     assert not run_tests(test_program(task, "    while True: pass\n"), timeout=2)
     assert syntax_ok(task["prompt"], "    return x + 1\n", "", task["canonical_solution"])
     assert not syntax_ok(task["prompt"], "    return (x +\n", "", task["canonical_solution"])
+
+
+def test_resume_from_the_committed_compact_state(corpus, tok_dir, tmp_path):
+    """A stint on a fresh machine resumes from model/train_state-style files (float32 weights,
+    bf16 Adam moments) where one with runs/ at hand resumes from state.pt."""
+    from model.resume import save_compact
+    from model.train import train
+
+    kw = dict(steps=9, schedule="wsd", ar_weight=0.5, noise="mask")
+    train(_cfg(corpus, tok_dir, tmp_path / "first", stop_at=6, **kw))
+    state = torch.load(tmp_path / "first" / "state.pt", weights_only=False)
+    compact = save_compact(state, tmp_path / "compact")
+    assert (compact / "state.safetensors").stat().st_size < 0.7 * (tmp_path / "first" / "state.pt").stat().st_size
+    train(_cfg(corpus, tok_dir, tmp_path / "fresh", init_from=str(compact), **kw), resume=True)
+    assert [r["step"] for r in _log(tmp_path / "fresh")] == [7, 8, 9]
+    train(_cfg(corpus, tok_dir, tmp_path / "straight", **kw))
+    a = torch.load(tmp_path / "fresh" / "state.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "straight" / "state.pt", weights_only=False)["model"]
+    worst = max((a[k] - b[k]).abs().max().item() for k in b)
+    assert worst < 2e-3, worst  # bf16 moments: the same run up to their rounding
+    moved = max((a[k] - state["model"][k]).abs().max().item() for k in b)
+    assert moved > 10 * worst  # three more steps moved the weights much further than that
