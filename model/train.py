@@ -579,7 +579,14 @@ def main(argv: list[str] | None = None) -> None:
     if a.pop("export"):
         export(Path(a["out"]))
         return
-    train(TrainConfig(**a), resume=resume)
+    try:
+        train(TrainConfig(**a), resume=resume)
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():  # a clean gloo / NCCL shutdown on every rank
+            dist.barrier()
+            dist.destroy_process_group()
 
 
 if __name__ == "__main__":

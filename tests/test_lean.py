@@ -93,7 +93,8 @@ def _train(args: list[str], out: Path, corpus_dir: Path, tok: Path, nproc: int =
     launcher = [sys.executable, "-m", "model.train"] if nproc == 1 else \
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc), "-m", "model.train"]
     env = {**os.environ, "DG_DDP_BACKEND": "gloo", "OMP_NUM_THREADS": "1"}
-    subprocess.run(launcher + common + args, cwd=ROOT, check=True, env=env, capture_output=True, timeout=600)
+    r = subprocess.run(launcher + common + args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
     logged = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     return torch.load(out / "state.pt", weights_only=False)["model"], [(r["loss"], r["ar_loss"]) for r in logged]
 
