@@ -1,4 +1,4 @@
-"""The training state a later stint needs, small enough to commit (``model/train_state/``).
+"""The training state a later stint needs, small enough to commit (``train_state/``).
 
 ``runs/NAME/state.pt`` holds everything (float32 weights and Adam moments, pickled); it stays on
 the machine that trained. What the repository keeps so that a stint on a fresh machine resumes
@@ -9,9 +9,9 @@ the same run:
 * ``state.json``: step, wall and CPU time, tokens seen, the optimizer's param groups and step
   counts, and the run's TrainConfig.
 
-``python -m model.train --out runs/NAME --save-compact model/train_state`` writes it from
+``python -m model.train --out runs/NAME --save-compact train_state`` writes it from
 ``runs/NAME/state.pt``; ``python -m model.train --out runs/NEW --resume --init-from
-model/train_state ...`` resumes from it when ``runs/NEW/state.pt`` does not exist. Moments in bf16
+train_state ...`` resumes from it when ``runs/NEW/state.pt`` does not exist. Moments in bf16
 are the only loss: a resumed run continues the same trajectory up to their rounding.
 """
 

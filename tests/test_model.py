@@ -206,7 +206,7 @@ def test_eval_scoring():
 
 
 def test_resume_from_the_committed_compact_state(corpus, tok_dir, tmp_path):
-    """A stint on a fresh machine resumes from model/train_state-style files (float32 weights,
+    """A stint on a fresh machine resumes from train_state-style files (float32 weights,
     bf16 Adam moments) where one with runs/ at hand resumes from state.pt."""
     from model.resume import save_compact
     from model.train import train
