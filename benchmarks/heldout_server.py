@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -31,6 +30,7 @@ import re
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from model.eval import write_report  # noqa: E402
 from model.heldout import DEFAULT_PER_KIND, DEFAULT_SEED, Hole  # noqa: E402
 
 
@@ -183,11 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     res = {"command": "python benchmarks/heldout_server.py " + " ".join(argv if argv is not None else sys.argv[1:]),
            "model": a.model, "per_kind": a.per_kind, "seed": a.seed, "threads": a.threads,
            **evaluate(a.model, holes, threads=a.threads, timeout=a.timeout, progress=progress)}
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(res, indent=1) + "\n")
-    md = markdown(res)
-    a.out.with_suffix(".md").write_text(md)
-    print(md)
+    write_report(a.out, res, markdown(res))
 
 
 if __name__ == "__main__":

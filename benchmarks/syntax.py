@@ -26,7 +26,6 @@ task, so machine load hits both alike. One thread, meant to run under nice.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import sys
@@ -333,11 +332,9 @@ def main(argv: list[str] | None = None) -> None:
     res["seconds"] = time.time() - t0
     res["samples"] = [{"lang": h.lang, "kind": h.kind, "middle": h.middle, "off": rows["off"][i]["text"], "on": rows["on"][i]["text"]}
                       for i, h in enumerate(holes[:: max(1, len(holes) // 40)])]
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(res, indent=1) + "\n")
-    md = markdown(res)
-    a.out.with_suffix(".md").write_text(md)
-    print(md)
+    from model.eval import write_report
+
+    write_report(a.out, res, markdown(res))
 
 
 if __name__ == "__main__":

@@ -249,6 +249,14 @@ def causal_summary(holes, rows) -> dict | None:
     return {k: statistics.mean(v) for k, v in by.items()}
 
 
+def write_report(out: Path, res: dict, md: str) -> None:
+    """``res`` as JSON to ``out`` and ``md`` next to it (same name, ``.md``); ``md`` printed."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=1) + "\n")
+    out.with_suffix(".md").write_text(md)
+    print(md)
+
+
 def markdown(res: dict) -> str:
     rows = ["| benchmark | n | pass@1 | exact | syntax |", "| --- | --- | --- | --- | --- |"]
     for name, r in res["humaneval"].items():
@@ -324,11 +332,7 @@ def main(argv: list[str] | None = None) -> None:
     if per_kind > 0:
         res["heldout"] = eval_heldout(infill.engine, a.corpus, per_kind, a.heldout_seed, a.canvas_init)
     res["seconds"] = round(time.time() - t0, 1)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(res, indent=1) + "\n")
-    md = markdown(res)
-    a.out.with_suffix(".md").write_text(md)
-    print(md)
+    write_report(a.out, res, markdown(res))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,12 @@ def _gelu(x: torch.Tensor) -> torch.Tensor:
     return F.gelu(x, approximate="tanh")
 
 
+def weighted_ce(z: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """sum(weight * cross-entropy(z, target)) over logits z (..., V) and targets / weights (...)."""
+    ce = F.cross_entropy(z.reshape(-1, z.shape[-1]), target.reshape(-1), reduction="none")
+    return (ce * weight.reshape(-1)).sum()
+
+
 @dataclass
 class Encoded:
     keys: list[torch.Tensor]  # per layer (B, G, S, d)
@@ -145,9 +151,7 @@ class LeanForward:
 
     def weighted_ce(self, x: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """sum(weight * cross-entropy(logits(x), target)) over (..., D) hidden states."""
-        z = self.logits(x)
-        ce = F.cross_entropy(z.reshape(-1, z.shape[-1]), target.reshape(-1), reduction="none")
-        return (ce * weight.reshape(-1)).sum()
+        return weighted_ce(self.logits(x), target, weight)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Final norm, tied output projection and soft-capping: (..., D) -> (..., V) float32."""

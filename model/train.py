@@ -32,7 +32,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from transformers import DiffusionGemmaForBlockDiffusion, DynamicCache
 
 from dg_lsp.engine.prompt import MASK
@@ -147,9 +146,9 @@ class HFForward:
         return out if hidden else self.logits(out)
 
     def weighted_ce(self, x: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        z = self.logits(x)
-        ce = F.cross_entropy(z.reshape(-1, z.shape[-1]), target.reshape(-1), reduction="none")
-        return (ce * weight.reshape(-1)).sum()
+        from model.lean import weighted_ce
+
+        return weighted_ce(self.logits(x), target, weight)
 
 
 def make_forward(model, engine: str, compile: bool = False):

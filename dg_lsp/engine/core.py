@@ -33,6 +33,7 @@ from dg_lsp.engine.errors import Cancelled, EngineError
 from dg_lsp.engine.loader import Loaded, load_checkpoint
 from dg_lsp.engine.prompt import Layout, Prompt, build_prompt, choose_layout, encode_text
 from dg_lsp.engine.sampler import DenoiseFn, DenoiseResult, LogitsHook, SamplerSettings, SelfCond, denoise
+from dg_lsp.engine.sampler import noise as sampler_noise
 
 
 @dataclass
@@ -375,9 +376,7 @@ class Engine:
 
     def _noise(self, shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
         """A starting canvas: uniformly random tokens, or all <mask> for an absorbing-noise checkpoint."""
-        if self.mask_id is not None:
-            return torch.full(shape, self.mask_id, dtype=torch.long, device=self.device)
-        return torch.randint(0, self.vocab_size, shape, generator=gen, device=self.device)
+        return sampler_noise(shape, self.vocab_size, gen, self.device, self.mask_id)
 
     def _can_draft(self, kv: Any) -> bool:
         """The causal draft runs on the fast path only; without it the setting is ignored (logged once)."""

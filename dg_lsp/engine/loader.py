@@ -202,6 +202,7 @@ def load_checkpoint(
     except Exception as exc:
         raise ModelLoadError(f"{root}: tokenizer failed to load: {exc}") from None
     config = json.loads(files.config.read_text(encoding="utf-8"))
+    generation = read_generation(files)
     try:
         if config.get("model_type") == "diffusion_gemma":
             from transformers import DiffusionGemmaForBlockDiffusion as cls
@@ -213,9 +214,8 @@ def load_checkpoint(
                 "(custom code runs only with the trustRemoteCode setting on)"
             )
         extra: dict[str, Any] = {}
-        gen = read_generation(files)
-        ours = {k: gen.pop(k) for k in ENGINE_GENERATION_KEYS if k in gen}
-        if ours and hasattr(cls, "generation_config_class"):
+        gen = {k: v for k, v in generation.items() if k not in ENGINE_GENERATION_KEYS}
+        if len(gen) < len(generation) and hasattr(cls, "generation_config_class"):
             # transformers' DiffusionGemma generation config refuses keys it does not know
             extra["generation_config"] = cls.generation_config_class.from_dict(gen)
         net = cls.from_pretrained(
@@ -240,7 +240,7 @@ def load_checkpoint(
         raise
     vocab = net.config.get_text_config().vocab_size
     check_tokenizer(root, len(tokenizer), vocab)
-    return Loaded(net, tokenizer, files, dev, torch_dtype, read_generation(files), pick_matmul_dtype(dtype, dev))
+    return Loaded(net, tokenizer, files, dev, torch_dtype, generation, pick_matmul_dtype(dtype, dev))
 
 
 # generation_config.json keys read by our engine only (``SamplerSettings.from_generation_config``);

@@ -215,6 +215,14 @@ def draw_dense(z: torch.Tensor, temperature: float, generator: torch.Generator) 
 
 
 # (canvas (1, L) long, self-conditioning or None) -> logits (1, L, V) float32
+def noise(shape: tuple[int, ...], vocab_size: int, generator: torch.Generator, device: Any,
+          mask_id: int | None = None) -> torch.Tensor:
+    """Noise tokens: uniformly random over the vocabulary, or all ``mask_id`` (absorbing noise)."""
+    if mask_id is not None:
+        return torch.full(shape, mask_id, dtype=torch.long, device=device)
+    return torch.randint(0, vocab_size, shape, generator=generator, device=device)
+
+
 DenoiseFn = Callable[[torch.Tensor, "SelfCond | None"], torch.Tensor]
 # (logits (1, L, V), argmax-so-far canvas (1, L)) -> None, edits logits in place
 LogitsHook = Callable[[torch.Tensor, torch.Tensor], None]
@@ -281,11 +289,7 @@ def denoise(
         sampled = torch.where(frozen, fixed_tokens, sampled)
         if accept_hook is not None:
             accept = accept_hook(sampled, accept) | frozen
-        if mask_id is None:
-            noise = torch.randint(0, vocab_size, canvas.shape, generator=generator, device=device)
-        else:
-            noise = torch.full_like(canvas, mask_id)
-        canvas = torch.where(accept, sampled, noise)
+        canvas = torch.where(accept, sampled, noise(tuple(canvas.shape), vocab_size, generator, device, mask_id))
         self_cond = SelfCond(dense=logits) if settings.self_conditioning == "raw" else d.self_cond
         result.steps += 1
         result.step_ms.append((time.perf_counter() - t0) * 1000)
