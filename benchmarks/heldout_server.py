@@ -6,7 +6,8 @@
 The same holes as ``python -m model.eval --heldout N`` (same corpus, ``--per-kind`` and ``--seed``).
 Starts ``dg-lsp --stdio --model DIR`` as a subprocess and drives it with a real LSP client
 (pytest-lsp's ``LanguageClient``, as the tests do): ``initialize`` (UTF-16 positions,
-inlineCompletion; ``initializationOptions`` ``{"threads": N}``), then for each hole
+inlineCompletion; ``initializationOptions`` ``{"threads": N, "alternatives": 1}``: the one answer a
+user sees first, at the latency of one candidate; ``benchmarks/confidence.py`` measures three), then for each hole
 ``textDocument/didOpen`` of the file with the middle removed (a new URI per hole, so neither the
 completion cache nor a previous request's context applies), ``textDocument/inlineCompletion`` at
 the cursor with ``triggerKind`` Invoked, and ``didClose``. The first item's ``insertText`` (and what
@@ -87,7 +88,7 @@ async def run_holes(model: str | Path, holes: Sequence[Hole], *, threads: int = 
     rows: list[dict] = []
     try:
         await asyncio.wait_for(client.initialize_session(types.InitializeParams(
-            capabilities=_capabilities(), initialization_options={"threads": threads})), timeout)
+            capabilities=_capabilities(), initialization_options={"threads": threads, "alternatives": 1})), timeout)
         for i, h in enumerate(holes):
             text = h.doc_text
             uri = f"file:///heldout/{i:04d}/{_safe(h.source.replace('/', '_'))}/{_safe(h.path)}"

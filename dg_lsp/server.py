@@ -23,6 +23,7 @@ from dg_lsp.engine import Engine, ModelLoadError
 from dg_lsp.protocol import DgProtocol, is_parse_error
 from dg_lsp.settings import DEFAULTS, Settings, decode, model_key
 from dg_lsp.completion_cache import CompletionCache
+from dg_lsp.confidence import RecentAnswers
 from dg_lsp.stats import Stats
 from dg_lsp.worker import Worker
 
@@ -138,6 +139,7 @@ class DgLanguageServer(LanguageServer):
         self.worker = Worker()
         self.stats = Stats()
         self.completions = CompletionCache()  # proposals reused while they are typed
+        self.recent = RecentAnswers()  # answers by place, for the degenerate-answer gate
         self.engine: Engine | None = None
         self.load_error: str | None = None
         self._loaded_key: tuple[Any, ...] | None = None
@@ -222,6 +224,7 @@ class DgLanguageServer(LanguageServer):
                 progress = False
         self.engine = None
         self.completions = CompletionCache()  # proposals of the previous model no longer apply
+        self.recent = RecentAnswers()
         try:
             engine = await asyncio.get_running_loop().run_in_executor(
                 self.worker.pool,

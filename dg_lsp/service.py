@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from dg_lsp.context import LanguageSpec, SyntaxDocument, completion_mode, cut_context
-from dg_lsp.context.checks import first_new_error, prime
+from dg_lsp.confidence import RecentAnswers, judge
+from dg_lsp.context.checks import first_new_error, leaves_hole_broken, prime
 from dg_lsp.context.sticky import stabilize
 from dg_lsp.engine import Engine, InfillResult
 from dg_lsp.engine.constraints import HookChain, for_engine
@@ -78,6 +79,23 @@ class Proposal:
     reason: str = ""
     result: InfillResult | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    confidence: float = 0.0  # 0..1, after ``dg_lsp.confidence.judge``
+    model_confidence: float = 0.0  # the model's own, before the penalties
+    judged: str = ""  # why the confidence was lowered ("" = it was not)
+    # further distinct candidates (``candidates`` > 1), best first; ``self`` is the best
+    alternatives: list["Proposal"] = field(default_factory=list)
+
+
+def combined_confidence(results: list[InfillResult]) -> float:
+    """The model confidence of a middle made of several canvases (token-weighted)."""
+    from dg_lsp.confidence import model_confidence
+    from dg_lsp.engine.core import Signals
+
+    sig = Signals()
+    for r in results:
+        if r.signals is not None and r.signals.tokens:
+            sig.add(r.signals.first * r.signals.tokens, r.signals.last * r.signals.tokens, r.signals.tokens)
+    return model_confidence(sig)
 
 
 def propose(
@@ -91,9 +109,16 @@ def propose(
     should_stop: Callable[[], bool] | None = None,
     syntax_aware: bool = True,
     hook: LogitsHook | None = None,
+    candidates: int = 1,
+    recent: RecentAnswers | None = None,
+    place: tuple[str, int] = ("", 0),
 ) -> Proposal:
     """Complete at ``offset``. ``hook``: a logits hook run before the constraints (tests script
-    the model's proposal with it); ``syntax_aware=False`` turns constraints and repair off."""
+    the model's proposal with it); ``syntax_aware=False`` turns constraints and repair off.
+
+    ``candidates`` > 1: that many canvases denoised together; the distinct non-empty ones are
+    ranked by confidence, the best returned with the others as ``alternatives``. ``recent``:
+    the server's recent answers, by ``place`` (document, line), for ``judge``."""
     t0 = time.perf_counter()
     mode = completion_mode(doc, offset, invoked=invoked)
     if mode == "multi" and not settings.multiline:
@@ -108,11 +133,24 @@ def propose(
     t_cut = time.perf_counter()
     check = check_window(doc, offset)
     gen = Generation(engine, spec, c.prefix, c.suffix, mode, settings, should_stop, syntax_aware, hook, check)
-    text, ids = gen.run("", [])
+    cands = gen.run_many(candidates) if candidates > 1 else [gen.run_tracked("", [])]
     t_inf = time.perf_counter()
-    done = finish(spec, check[0], text, check[1], mode, gen.boundaries(ids))
-    if syntax_aware and not done.text:  # truncation left nothing: repair (costs steps, so only then)
-        done = gen.repair(text, ids, done)
+    props: list[Proposal] = []
+    seen: set[tuple[str, int]] = set()
+    for j, (text, ids, results) in enumerate(cands):
+        done = finish(spec, check[0], text, check[1], mode, gen.boundaries(ids))
+        if syntax_aware and not done.text and j == 0:  # truncation left nothing: repair (costs steps, so only then)
+            n0 = len(gen.results)
+            done = gen.repair(text, ids, done)
+            results = results + gen.results[n0:]
+        if j and (not done.text or (done.text, done.replace) in seen):
+            continue
+        seen.add((done.text, done.replace))
+        broken = bool(done.text) and syntax_aware and leaves_hole_broken(spec, check[0], done.text, check[1][done.replace :])
+        model = combined_confidence(results)
+        v = judge(model, done.text, broken=broken, same_elsewhere=recent.others(place, done.text) if recent else 0)
+        props.append(Proposal(done.text, offset, done.replace, mode, done.reason, results[0], {},
+                              v.confidence, v.model, v.reason))
     t_end = time.perf_counter()
     res = gen.results[0]
     timings = {
@@ -122,8 +160,13 @@ def propose(
         "postprocess": (t_end - t_inf) * 1000,
         "total": (t_end - t0) * 1000,
     }
-    log.debug("completion mode=%s raw=%r final=%r reason=%s timings=%s", mode, text, done.text, done.reason, timings)
-    return Proposal(done.text, offset, done.replace, mode, done.reason, res, timings)
+    ranked = sorted(props, key=lambda p: -p.confidence) if len(props) > 1 else props
+    best = ranked[0]
+    best.timings, best.result = timings, res
+    best.alternatives = [p for p in ranked[1:] if p.text]
+    log.debug("completion mode=%s raw=%r final=%r reason=%s confidence=%.3f (%s) timings=%s", mode, cands[0][0],
+              best.text, best.reason, best.confidence, best.judged or "model", timings)
+    return best
 
 
 def prefetch(
@@ -213,6 +256,32 @@ class Generation:
             if res.hit_eos or self._ended(text) or steps is not None:
                 break
         return text, ids
+
+    def run_tracked(self, text: str, ids: list[int]) -> tuple[str, list[int], list[InfillResult]]:
+        """``run`` and the results (canvases) it made."""
+        n0 = len(self.results)
+        text, ids = self.run(text, ids)
+        return text, ids, self.results[n0:]
+
+    def run_many(self, k: int) -> list[tuple[str, list[int], list[InfillResult]]]:
+        """``k`` candidates: one batched denoising of the first canvas (``Engine.infill`` with
+        ``candidates``), then each that has not ended continues on its own."""
+        n = min(self.length, self.budget)
+        self.hooks.begin([], final=True, left=self.budget - n, repair=False)
+        res = self.engine.infill(
+            self.prefix, self.suffix, max_new_tokens=n, canvas_length=n,
+            steps=self.settings.denoising_steps or None, seed=self.settings.seed,
+            language=self.spec.name if self.spec is not None else "code", should_stop=self.should_stop,
+            logits_hook=self.hooks if self.hooks.hooks else None, candidates=k,
+        )
+        self.results.append(res)
+        out = []
+        for r in [res, *res.alternatives]:
+            text, ids, more = r.text, list(r.token_ids), []
+            if not (r.hit_eos or self._ended(text)) and len(ids) < self.budget:
+                text, ids, more = self.run_tracked(text, ids)
+            out.append((text, ids, [r, *more]))
+        return out
 
     def boundaries(self, ids: list[int]) -> list[int]:
         """Offsets in the decoded middle where each token ends."""

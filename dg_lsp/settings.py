@@ -52,6 +52,17 @@ class Settings(msgspec.Struct, rename="camel", forbid_unknown_fields=False, froz
     #: Encode the context at the cursor after each edit while the model is idle, so the
     #: completion at the next pause only encodes what was typed since.
     prefetch: bool = True
+    #: Automatic suggestions (as you type) under this confidence (0..1) are not shown;
+    #: invoked ones (Ctrl+Space, Alt+\\) still get the best answer. 0 shows everything.
+    #: Default from the calibration in docs/confidence.md.
+    min_confidence: float = 0.5
+    #: Candidates for an invoked request (cycle with Alt+] in VS Code, the completion menu
+    #: elsewhere), denoised together in one batch; automatic requests get one. 1: no alternatives.
+    alternatives: int = 3
+    #: Candidates for an automatic request (as you type). 1: three candidates cost about 1.5x one
+    #: on the embedded model (docs/confidence.md), more than the 1.3x that pays as you type.
+    #: Neovim 0.12 only sends automatic requests: set 3 there to cycle with <M-]>.
+    automatic_alternatives: int = 1
     #: Seed of the sampler (completions are reproducible for the same context).
     seed: int = 0
     #: Run custom model code from a checkpoint. Off: only DiffusionGemma from transformers.
@@ -77,6 +88,9 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "rewrite_strength": (0.0, 1.0),
     "hole_tokens": (1, 256),
     "threads": (0, 1024),
+    "min_confidence": (0.0, 1.0),
+    "alternatives": (1, 8),
+    "automatic_alternatives": (1, 8),
 }
 
 

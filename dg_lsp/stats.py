@@ -16,6 +16,7 @@ class Stats:
         self.answered = 0
         self.dropped = 0
         self.cache_hits = 0  # answered from the completion cache (no model run)
+        self.withheld = 0  # automatic suggestions under minConfidence (not shown)
         self.prefetches = 0  # prefetches that ran to the end
         self.prefetched_tokens = 0  # prompt tokens they encoded
 
@@ -36,6 +37,7 @@ class Stats:
             "answered": self.answered,
             "dropped": self.dropped,
             "completion_cache_hits": self.cache_hits,
+            "withheld": self.withheld,
             "prefetches": self.prefetches,
             "prefetched_tokens": self.prefetched_tokens,
             "median_ms": phases,

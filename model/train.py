@@ -358,6 +358,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     rank, world, reduce = _dist()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        (out / "STOP").unlink(missing_ok=True)  # a stop request of an earlier invocation
     device = torch.device(cfg.device if cfg.device != "cuda" or world == 1 else f"cuda:{rank % torch.cuda.device_count()}")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -473,7 +475,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             progress = step / cfg.steps if cfg.steps else elapsed / (cfg.minutes * 60) if cfg.minutes else \
                 cpu_now() / (cfg.cpu_minutes * 60) if cfg.cpu_minutes else 0.0
             stop = (cfg.steps and step >= cfg.steps) or (cfg.minutes and elapsed >= cfg.minutes * 60) or \
-                (cfg.cpu_minutes and cpu_now() >= cfg.cpu_minutes * 60) or (cfg.stop_at and step >= cfg.stop_at)
+                (cfg.cpu_minutes and cpu_now() >= cfg.cpu_minutes * 60) or (cfg.stop_at and step >= cfg.stop_at) or \
+                (step % 20 == 0 and (out / "STOP").exists())  # `touch OUT/STOP`: end this stint as its budget would
             if reduce is not None:  # every rank stops at the same step
                 stop = bool(reduce(torch.tensor(float(bool(stop)))).item())
             if stop:

@@ -61,13 +61,15 @@ def run_nvim(nvim: str, scenario: str, tmp_path: Path, **env_extra: str) -> tupl
         DG_FILE=str(path),
         DG_POSITIONS=json.dumps(POSITIONS),
         DG_TIMEOUT_MS="90000",  # per wait: the model runs on a loaded CPU
+        # the random-weight model is never sure: show what it has (the gate: tests/test_alternatives.py)
+        DG_LSP_SETTINGS=json.dumps({"minConfidence": 0}),
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         XDG_CONFIG_HOME=str(tmp_path / "config"),
         XDG_DATA_HOME=str(tmp_path / "data"),
         XDG_STATE_HOME=str(tmp_path / "state"),
         XDG_CACHE_HOME=str(tmp_path / "cache"),
-        **env_extra,
     )
+    env.update(env_extra)
     t = time.monotonic()
     proc = subprocess.run(
         [nvim, "--headless", "-n", "-i", "NONE", "-u", str(NVIM_DATA / "init.lua"), "-c", f"luafile {NVIM_DATA / 'driver.lua'}"],
@@ -147,3 +149,13 @@ def test_nvim_rewrite_selection(tmp_path, version):
     assert after.startswith(SAMPLE[:a]) and after.endswith(SAMPLE[b:]), "only the selection changed"
     assert after != SAMPLE
     assert written == after
+
+
+def test_nvim_012_cycles_alternatives(tmp_path):
+    nvim = nvim_012()
+    res, written = run_nvim(nvim, "cycle", tmp_path,
+                            DG_LSP_SETTINGS=json.dumps({"minConfidence": 0, "automaticAlternatives": 3}))
+    shown = res["shown"]
+    assert all(s.strip() for s in shown) and shown[0] != shown[1]
+    assert shown[-1] == shown[0] and 3 <= len(shown) <= 4, shown  # every candidate, then the first again
+    assert res["after"] == SAMPLE and written == SAMPLE  # cycling shows, it does not insert

@@ -30,3 +30,11 @@ def test_nested_section_and_null_means_unset():
 def test_not_an_object():
     s, problems = decode(["nope"])
     assert s == DEFAULTS and problems
+
+
+def test_gate_settings_bounds():
+    s, problems = decode({"minConfidence": 0.2, "alternatives": 5})
+    assert problems == [] and s.min_confidence == 0.2 and s.alternatives == 5
+    s, problems = decode({"minConfidence": 1.5, "alternatives": 0})
+    assert s.min_confidence == DEFAULTS.min_confidence and s.alternatives == DEFAULTS.alternatives
+    assert len(problems) == 2 and "minConfidence" in problems[0] and "alternatives" in problems[1]

@@ -350,3 +350,60 @@ def _error_starts(root: tree_sitter.Node) -> list[int]:
             out.append(node.start_byte)
         stack.extend(c for c in node.children if c.has_error or c.is_error or c.is_missing)
     return out
+
+
+def _error_touches(root: tree_sitter.Node, start: int, end: int) -> bool:
+    """Whether an ERROR or MISSING node overlaps bytes [start, end] (ends included)."""
+    stack = [root] if root.has_error else []
+    while stack:
+        node = stack.pop()
+        if node.end_byte < start or node.start_byte > end:
+            continue
+        if node.is_error or node.is_missing:
+            return True
+        stack.extend(c for c in node.children if c.has_error or c.is_error or c.is_missing)
+    return False
+
+
+NEAR_LINES = 2  # lines of the suffix that still count as the cursor's place
+
+# Languages where a compound statement's body may not be empty (tree-sitter parses the empty
+# body without an error): the node type of such a body.
+_BODY_REQUIRED = {"python": "block"}
+
+
+def _empty_body_at(spec: LanguageSpec, tree: tree_sitter.Tree, prefix: str) -> bool:
+    """Whether the cursor (end of ``prefix``) sits where the body of a compound statement goes,
+    after its header and only whitespace, and that body has no statement (comments only)."""
+    kind = _BODY_REQUIRED.get(spec.name)
+    head = prefix.rstrip()
+    if kind is None or not head:
+        return False
+    j = len(head.encode("utf-8")) - 1  # the header's last byte (``:``)
+    node = tree.root_node.descendant_for_byte_range(j, j + 1)
+    for _ in range(3):
+        if node is None:
+            return False
+        body = node.child_by_field_name("body")
+        if body is not None and body.type == kind and body.start_byte == j + 1:
+            return all(c.type == "comment" for c in body.named_children)
+        node = node.parent
+    return False
+
+
+def leaves_hole_broken(spec: LanguageSpec, prefix: str, middle: str, suffix: str) -> bool:
+    """True when the text is broken at the cursor without the middle (an unfinished statement,
+    an empty block body) and still is with it: the middle adds no error, yet it does not complete
+    what it was asked to (``#`` as the body of a loop)."""
+    pb = _cursor(prefix)[0]
+    mb = len(middle.encode("utf-8"))
+    base = _parse(spec, prefix + suffix)
+    with_middle = _parse_mid(spec, prefix, middle, suffix)
+    # "at the cursor": its line and the suffix's next lines (tree-sitter often reports what an
+    # unfinished expression lacks where the next statement starts)
+    line_start = len(prefix[: prefix.rfind("\n") + 1].encode("utf-8"))
+    ahead = len("\n".join(suffix.split("\n", NEAR_LINES + 1)[: NEAR_LINES + 1]).encode("utf-8"))
+    if _error_touches(base.root_node, line_start, pb + ahead) and \
+            _error_touches(with_middle.root_node, line_start, pb + mb + ahead):
+        return True
+    return _empty_body_at(spec, base, prefix) and _empty_body_at(spec, with_middle, prefix)

@@ -425,8 +425,12 @@ class CanvasConstraint:
         self.fixed = None if fixed is None else (fixed[0][0].tolist(), fixed[1][0].tolist())
 
     def __call__(self, logits: torch.Tensor, argmax: torch.Tensor) -> None:  # noqa: ARG002
+        """Mask what is infeasible in each canvas of ``logits`` (K, L, V), in place."""
         self.stats["steps"] += 1
-        row_logits = logits[0]
+        for r in range(logits.shape[0]):
+            self._constrain_row(logits[r])
+
+    def _constrain_row(self, row_logits: torch.Tensor) -> None:
         chain = _LazyArgmax(row_logits)
         caps: dict[int, int] = {}  # position -> most it may leave open (closing / dropped openers)
         for _ in range(MAX_BACKTRACKS + 1):
@@ -538,8 +542,19 @@ class CanvasConstraint:
         return bool((raw > best).sum() < CLOSER_TOP_K)
 
     def accept(self, sampled: torch.Tensor, accept: torch.Tensor) -> torch.Tensor:
-        """Re-noise sampled tokens that are infeasible after the accepted tokens before them."""
-        toks, acc = sampled[0].tolist(), accept[0].tolist()
+        """Re-noise sampled tokens that are infeasible after the accepted tokens before them
+        (each canvas row of ``sampled`` (K, L) on its own)."""
+        out = accept
+        for r in range(sampled.shape[0]):
+            bad = self._rejected(sampled[r].tolist(), accept[r].tolist())
+            if bad:
+                self.stats["rejected"] += len(bad)
+                if out is accept:
+                    out = accept.clone()
+                out[r, bad] = False
+        return out
+
+    def _rejected(self, toks: list[int], acc: list[bool]) -> list[int]:
         st = self.origin
         plain = self.plain
         bad: list[int] = []
@@ -554,12 +569,7 @@ class CanvasConstraint:
             if tok in self.eos or (self.single and self.table.table(st.lex).newline[tok]):
                 break
             st = self._advance(st, tok)
-        if not bad:
-            return accept
-        self.stats["rejected"] += len(bad)
-        out = accept.clone()
-        out[0, bad] = False
-        return out
+        return bad
 
     # -- pieces
     def _closing(self, st: _State) -> str:

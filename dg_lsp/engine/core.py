@@ -28,6 +28,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from dg_lsp.confidence import model_confidence
 from dg_lsp.engine import fastpath, tokencache
 from dg_lsp.engine.errors import Cancelled, EngineError
 from dg_lsp.engine.loader import Loaded, load_checkpoint
@@ -46,9 +47,47 @@ class InfillResult:
     timings: dict[str, float] = field(default_factory=dict)  # ms per phase
     cached_tokens: int = 0  # prompt tokens reused from the cache
     prompt_tokens: int = 0
+    # how sure the denoising was (``dg_lsp.confidence.model_confidence`` of ``signals``), 0..1
+    confidence: float = 0.0
+    signals: "Signals | None" = None
+    # other candidates of the same denoising (``candidates`` > 1), in canvas order
+    alternatives: list["InfillResult"] = field(default_factory=list)
 
 
 log = logging.getLogger(__name__)
+
+# Alternatives (``candidates`` > 1) sample at this multiple of the first canvas's temperature:
+# at the embedded model's near-greedy schedule the same canvas would come out each time.
+ALT_TEMPERATURE = 2.0
+
+
+def _logprob_sums(res: Any, row: int, n: int) -> tuple[float, float, int]:
+    """Sums of the first and the last step's log-probabilities of a row's first ``n`` final
+    tokens, and their count."""
+    last, first = getattr(res, "token_logprobs", None), getattr(res, "first_logprobs", None)
+    if last is None or first is None or n <= 0:
+        return 0.0, 0.0, 0
+    n = min(n, last.shape[1])
+    return float(first[row, :n].sum()), float(last[row, :n].sum()), n
+
+
+@dataclass
+class Signals:
+    """What the denoising says of how sure it was of a middle (``dg_lsp.confidence`` scores it)."""
+
+    first: float = 0.0  # mean log-probability of the final tokens (and EOS) under the first step
+    last: float = 0.0  # the same under the last step
+    tokens: int = 0  # tokens those means are over
+    steps: int = 0  # denoising steps taken
+    max_steps: int = 0  # steps allowed
+    hit_eos: bool = False
+
+    def add(self, first_sum: float, last_sum: float, n: int) -> None:
+        total = self.tokens + n
+        if total:
+            self.first = (self.first * self.tokens + first_sum) / total
+            self.last = (self.last * self.tokens + last_sum) / total
+        self.tokens = total
 
 
 def quiet_transformers() -> None:
@@ -324,15 +363,15 @@ class Engine:
     def _step_fn(self, kv: Any, start: int) -> DenoiseFn:
         """The denoiser for canvases after ``start`` cached prompt tokens."""
         if isinstance(kv, fastpath.KVCache):
-            steps: dict[int, fastpath.FastStep] = {}
+            steps: dict[tuple[int, int], fastpath.FastStep] = {}
             fast = self.fast
             assert fast is not None
 
             def fast_step(canvas: torch.Tensor, self_cond: SelfCond | None) -> torch.Tensor:
-                n = canvas.shape[1]
-                if n not in steps:
-                    steps[n] = fast.step_fn(kv, n)
-                return steps[n](canvas, self_cond)
+                k, n = canvas.shape
+                if (k, n) not in steps:
+                    steps[k, n] = fast.step_fn(kv, n, rows=k)
+                return steps[k, n](canvas, self_cond)
 
             return fast_step
         return self._reference_step_fn(kv, start)
@@ -435,8 +474,20 @@ class Engine:
         language: str = "code",
         should_stop: Callable[[], bool] | None = None,
         logits_hook: LogitsHook | None = None,
+        candidates: int = 1,
+        alt_temperature: float | None = None,
     ) -> InfillResult:
-        """Fill the middle between ``prefix`` and ``suffix``; EOS ends it."""
+        """Fill the middle between ``prefix`` and ``suffix``; EOS ends it.
+
+        ``candidates`` > 1: that many canvases denoised together (one forward pass per step on
+        the fast path, one after another elsewhere), the first as with 1, the others sampled at
+        ``alt_temperature`` times its temperature; each is one canvas (no continuation), and the
+        others are the result's ``alternatives``."""
+        if candidates > 1:
+            alt = ALT_TEMPERATURE if alt_temperature is None else alt_temperature
+            return self._infill_many(prefix, suffix, candidates, alt, canvas_length=canvas_length,
+                                     max_new_tokens=max_new_tokens, steps=steps, seed=seed, language=language,
+                                     should_stop=should_stop, logits_hook=logits_hook)
         t_start = time.perf_counter()
         timings: dict[str, float] = {}
         prompt = self.prompt(prefix, suffix, language)
@@ -451,6 +502,7 @@ class Engine:
         out: list[int] = []
         total_steps, canvases, hit_eos = 0, 0, False
         denoise_ms = 0.0
+        sig = Signals(max_steps=settings.max_steps)
         draft = settings.draft == "causal" and bool(prompt.ids) and self._can_draft(kv)
         while len(out) < budget:
             n = min(length, budget - len(out)) if canvases else length
@@ -476,12 +528,14 @@ class Engine:
             total_steps += res.steps
             canvases += 1
             ids, hit_eos = self._cut_at_eos(res.canvas[0].tolist())
+            sig.add(*_logprob_sums(res, 0, len(ids) + int(hit_eos)))
             out.extend(ids)
             if hit_eos or len(out) >= budget:
                 break
             # continue in a second canvas: the first one becomes part of the prompt
             self.cache.extend(ids, self.device)
         out = out[:budget]
+        sig.steps, sig.hit_eos = total_steps, hit_eos
         timings["denoise"] = denoise_ms
         t0 = time.perf_counter()
         text = self.decode(out)
@@ -496,7 +550,55 @@ class Engine:
             timings=timings,
             cached_tokens=reused,
             prompt_tokens=len(prompt.ids),
+            confidence=model_confidence(sig),
+            signals=sig,
         )
+
+    def _infill_many(
+        self, prefix: str, suffix: str, k: int, alt_temperature: float, *, canvas_length: int | None,
+        max_new_tokens: int | None, steps: int | None, seed: int, language: str,
+        should_stop: Callable[[], bool] | None, logits_hook: LogitsHook | None,
+    ) -> InfillResult:
+        """``k`` candidates of one canvas each (see ``infill``)."""
+        t_start = time.perf_counter()
+        prompt = self.prompt(prefix, suffix, language)
+        n = min(canvas_length or self.canvas_length, max_new_tokens or canvas_length or self.canvas_length)
+        t0 = time.perf_counter()
+        kv, reused = self.cache.prepare(prompt.ids, self.device, should_stop)
+        timings = {"encode": (time.perf_counter() - t0) * 1000}
+        if not isinstance(kv, fastpath.KVCache):  # the reference decoder takes one canvas: one after another
+            runs = [self.infill(prefix, suffix, canvas_length=n, max_new_tokens=n, steps=steps, seed=seed + j,
+                                language=language, should_stop=should_stop, logits_hook=logits_hook) for j in range(k)]
+            first = runs[0]
+            first.alternatives = runs[1:]
+            first.timings["total"] = (time.perf_counter() - t_start) * 1000
+            return first
+        settings = self._settings(steps)
+        gen = self._generator(seed)
+        canvas = self._noise((k, n), gen)
+        if settings.draft == "causal" and prompt.ids and self._can_draft(kv):  # the first row starts from the draft
+            t0 = time.perf_counter()
+            canvas[:1] = self._draft_canvas(kv, prompt.ids[-1], canvas[:1], settings.draft_strength, should_stop)
+            timings["draft"] = (time.perf_counter() - t0) * 1000
+        t0 = time.perf_counter()
+        res = denoise(
+            self._step_fn(kv, len(self.cache.ids)), canvas, settings, vocab_size=self.vocab_size, generator=gen,
+            banned=self.banned, logits_hook=logits_hook, accept_hook=getattr(logits_hook, "accept", None),
+            should_stop=should_stop, mask_id=self.mask_id, row_temperature=[1.0] + [alt_temperature] * (k - 1),
+            lead_rows=1,  # the steps the first candidate needs: the others end where they are then
+        )
+        timings["denoise"] = (time.perf_counter() - t0) * 1000
+        out = []
+        for r in range(k):
+            ids, hit = self._cut_at_eos(res.canvas[r].tolist())
+            sig = Signals(steps=res.steps, max_steps=settings.max_steps, hit_eos=hit)
+            sig.add(*_logprob_sums(res, r, len(ids) + int(hit)))
+            out.append(InfillResult(text=self.decode(ids), token_ids=ids, steps=res.steps, canvases=1, hit_eos=hit,
+                                    timings=dict(timings), cached_tokens=reused, prompt_tokens=len(prompt.ids),
+                                    confidence=model_confidence(sig), signals=sig))
+        out[0].timings["total"] = (time.perf_counter() - t_start) * 1000
+        out[0].alternatives = out[1:]
+        return out[0]
 
     @torch.inference_mode()
     def rewrite(

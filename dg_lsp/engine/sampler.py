@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -232,10 +232,13 @@ AcceptHook = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 @dataclass
 class DenoiseResult:
-    canvas: torch.Tensor  # (1, L) argmax canvas of the last step
+    canvas: torch.Tensor  # (K, L) argmax canvases of the last step
     steps: int
     step_ms: list[float] = field(default_factory=list)
     stopped_early: bool = False
+    # (K, L) log-probability, at temperature 1 after constraints, of each final token at the last step
+    token_logprobs: torch.Tensor | None = None
+    first_logprobs: torch.Tensor | None = None  # the same under the first step's logits
 
 
 def denoise(
@@ -251,9 +254,15 @@ def denoise(
     accept_hook: AcceptHook | None = None,
     should_stop: Callable[[], bool] | None = None,
     mask_id: int | None = None,
+    row_temperature: Sequence[float] | None = None,
+    lead_rows: int | None = None,
 ) -> DenoiseResult:
-    """Denoise ``canvas`` (1, L). ``frozen`` (1, L) bool marks positions kept as given.
-    ``mask_id``: rejected positions become this token instead of uniform noise.
+    """Denoise ``canvas`` (K, L): K canvases of the same prompt (alternatives) in one forward
+    pass per step; ``step_fn`` takes and returns K rows. ``frozen`` (K, L) bool marks positions
+    kept as given. ``mask_id``: rejected positions become this token instead of uniform noise.
+    ``row_temperature`` (K factors): row k samples at ``factor_k`` times the schedule's
+    temperature (alternatives drawn hotter than the first row); acceptance is per row, the
+    early stop needs every row stable, or the first ``lead_rows`` (the others end where they are).
 
     ``logits_hook`` edits the logits before sampling (constraints mask infeasible tokens);
     ``accept_hook`` may reject accepted positions (they are re-noised). Without hooks the
@@ -269,16 +278,24 @@ def denoise(
     argmax = canvas.clone()
     self_cond: SelfCond | None = None
     result = DenoiseResult(canvas=argmax, steps=0)
+    rows, length = canvas.shape
+    scale = None  # (1, K*L, 1) inverse temperature factors
+    if row_temperature is not None and rows > 1 and any(f != 1.0 for f in row_temperature):
+        inv = torch.tensor([1.0 / max(float(f), 1e-3) for f in row_temperature], device=device)
+        scale = inv.repeat_interleave(length).view(1, rows * length, 1)
+    logits = first_lp = None
     for remaining in range(max_steps, 0, -1):
         if should_stop is not None and should_stop():
             raise Cancelled("cancelled between denoising steps")
         t0 = time.perf_counter()
-        logits = step_fn(canvas, self_cond)  # (1, L, V) float32
+        logits = step_fn(canvas, self_cond)  # (K, L, V) float32
         if banned is not None:
             logits[..., banned] = NEG_INF
         if logits_hook is not None:
             logits_hook(logits, argmax)
-        d = draw(logits, temperature(remaining, max_steps, settings.t_min, settings.t_max), generator)
+        if first_lp is None:  # how sure the model was from the starting canvas (the confidence signal)
+            first_lp = logits.float().log_softmax(-1)
+        d = _draw_rows(logits, temperature(remaining, max_steps, settings.t_min, settings.t_max), generator, scale)
         sampled = d.sampled
         new_argmax = torch.where(frozen, fixed_tokens, d.top)
         entropy = torch.where(frozen, torch.zeros_like(d.entropy), d.entropy)
@@ -297,11 +314,32 @@ def denoise(
         history.append(new_argmax)
         argmax = new_argmax
         n = settings.stability_threshold
-        stable = n == 0 or (len(history) > n and all(torch.equal(h, new_argmax) for h in history[-n - 1 : -1]))
+        lead = slice(0, lead_rows)
+        stable = n == 0 or (len(history) > n and all(torch.equal(h[lead], new_argmax[lead]) for h in history[-n - 1 : -1]))
         free = ~frozen
+        if lead_rows is not None:
+            free[lead_rows:] = False
         mean_entropy = entropy[free].mean().item() if bool(free.any()) else 0.0
         if stable and mean_entropy < settings.confidence_threshold:
             result.stopped_early = remaining > 1
             break
     result.canvas = argmax
+    if logits is not None:  # how sure the first and the last step were of each final token (temperature 1)
+        result.token_logprobs = logits.float().log_softmax(-1).gather(-1, argmax[..., None]).squeeze(-1)
+        assert first_lp is not None
+        result.first_logprobs = first_lp.gather(-1, argmax[..., None]).squeeze(-1)
     return result
+
+
+def _draw_rows(logits: torch.Tensor, temp: float, generator: torch.Generator,
+               scale: torch.Tensor | None) -> Draw:
+    """``draw`` over K canvases (K, L, V): their positions as one row (the restricted sampler
+    works per position), results back as (K, L); ``scale`` divides each row's temperature."""
+    k, n, v = logits.shape
+    if k == 1 and scale is None:
+        return draw(logits, temp, generator)
+    z = logits.reshape(1, k * n, v)
+    if scale is not None:
+        z = z * scale
+    d = draw(z, temp, generator)
+    return Draw(d.sampled.view(k, n), d.top.view(k, n), d.entropy.view(k, n), d.self_cond)

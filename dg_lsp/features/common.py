@@ -49,9 +49,13 @@ async def proposal_at(
     def outdated() -> bool:
         return ticket.cancelled or doc is None or doc.version != snap.version or ls.revision(uri) != snap.revision
 
+    place = (uri, position.line)
+    k = settings.alternatives if invoked else settings.automatic_alternatives
+
     def run() -> Proposal:
         ticket.check()
-        return propose(engine, snap.spec, snap.syntax, offset, settings, invoked=invoked, should_stop=outdated)
+        return propose(engine, snap.spec, snap.syntax, offset, settings, invoked=invoked, should_stop=outdated,
+                       candidates=k, recent=ls.recent, place=place)
 
     try:
         prop = await ls.worker.run(ticket, run)
@@ -72,6 +76,14 @@ async def proposal_at(
     if not prop.text:
         log.debug("no completion: %s", prop.reason)
         return None
+    ls.recent.add(place, prop.text)  # what the model answered, shown or not
+    if not invoked:
+        if prop.confidence < settings.min_confidence:
+            ls.stats.withheld += 1
+            log.info("suggestion withheld: confidence %.3f < minConfidence %.3f%s", prop.confidence,
+                     settings.min_confidence, f" ({prop.judged})" if prop.judged else "")
+            return None
+        prop.alternatives = [p for p in prop.alternatives if p.confidence >= settings.min_confidence]
     ls.completions.store(uri, snap.text, offset, prop.text, prop.replace, prop.mode)
     log.info("completion %s:%d:%d in %.0f ms (%s)", uri, position.line, position.character, prop.timings.get("total", 0), prop.mode)
     return snap, prop

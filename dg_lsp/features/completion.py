@@ -48,19 +48,24 @@ def register(server: "DgLanguageServer") -> None:
         if got is None:
             return types.CompletionList(is_incomplete=True, items=[])
         snap, prop = got
-        first = prop.text.split("\n", 1)[0].strip() or prop.text.strip()
-        label = first if len(first) <= LABEL_CHARS else first[: LABEL_CHARS - 1] + "…"
-        lines = prop.text.count("\n") + 1
-        item = types.CompletionItem(
-            label=label,
-            kind=types.CompletionItemKind.Snippet if lines > 1 else types.CompletionItemKind.Text,
-            detail=f"dg-lsp infill ({lines} line{'s' if lines > 1 else ''})",
-            documentation=_documentation(ls, snap.spec.name, prop.text),
-            filter_text=word_before(snap.text, prop.offset) + first,
-            sort_text="0",
-            insert_text_format=types.InsertTextFormat.PlainText,
-            text_edit=types.TextEdit(range=edit_range(ls, snap, prop), new_text=prop.text),
-            preselect=True,
-        )
+        items = [_item(ls, snap, p, rank) for rank, p in enumerate((prop, *prop.alternatives))]
         # incomplete: the next keystroke asks again (the model sees the new prefix)
-        return types.CompletionList(is_incomplete=True, items=[item])
+        return types.CompletionList(is_incomplete=True, items=items)
+
+
+def _item(ls: "DgLanguageServer", snap, prop, rank: int) -> types.CompletionItem:
+    """One candidate as a completion item; ``rank`` 0 (the best) is preselected."""
+    first = prop.text.split("\n", 1)[0].strip() or prop.text.strip()
+    label = first if len(first) <= LABEL_CHARS else first[: LABEL_CHARS - 1] + "…"
+    lines = prop.text.count("\n") + 1
+    return types.CompletionItem(
+        label=label,
+        kind=types.CompletionItemKind.Snippet if lines > 1 else types.CompletionItemKind.Text,
+        detail=f"dg-lsp infill ({lines} line{'s' if lines > 1 else ''}, confidence {prop.confidence:.2f})",
+        documentation=_documentation(ls, snap.spec.name, prop.text),
+        filter_text=word_before(snap.text, prop.offset) + first,
+        sort_text=str(rank),
+        insert_text_format=types.InsertTextFormat.PlainText,
+        text_edit=types.TextEdit(range=edit_range(ls, snap, prop), new_text=prop.text),
+        preselect=rank == 0,
+    )

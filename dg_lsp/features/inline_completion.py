@@ -24,5 +24,7 @@ def register(server: "DgLanguageServer") -> None:
         if got is None:
             return types.InlineCompletionList(items=[])
         snap, prop = got
-        item = types.InlineCompletionItem(insert_text=prop.text, range=edit_range(ls, snap, prop))
-        return types.InlineCompletionList(items=[item])
+        # the best first, then the alternatives (an invoked request's; editors cycle through them)
+        items = [types.InlineCompletionItem(insert_text=p.text, range=edit_range(ls, snap, p))
+                 for p in (prop, *prop.alternatives)]
+        return types.InlineCompletionList(items=items)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from lsprotocol import types
 
 from dg_lsp.service import prompt_budget
@@ -89,6 +90,7 @@ def status(ls: "DgLanguageServer") -> dict[str, Any]:
         "model": ls.engine.describe() if ls.engine else None,
         "cache": {"hits": ls.engine.cache.hits, "misses": ls.engine.cache.misses} if ls.engine else None,
         "stats": ls.stats.summary(),
+        "settings": msgspec.to_builtins(ls.settings),
         "worker": {"inflight": ls.worker.inflight, "tickets": len(ls.worker.latest),
                    "pending": len(ls.protocol._request_futures)},
     }

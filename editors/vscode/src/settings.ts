@@ -22,6 +22,9 @@ export const SERVER_SETTINGS = {
   multiline: 'boolean',
   threads: 'integer',
   prefetch: 'boolean',
+  minConfidence: 'number',
+  alternatives: 'integer',
+  automaticAlternatives: 'integer',
   seed: 'integer',
   trustRemoteCode: 'boolean',
 } as const;

@@ -135,6 +135,72 @@ function scenarios.inline()
   error('no ghost text at any position')
 end
 
+-- Neovim 0.12+: with several candidates (automaticAlternatives), the plugin's <M-]> shows the
+-- next one, and after the last the first again.
+function scenarios.cycle()
+  result.before = buffer_text()
+  local ns = vim.api.nvim_get_namespaces()['nvim.lsp.inline_completion']
+  assert(ns, 'no nvim.lsp.inline_completion namespace (Neovim without inline completion?)')
+  local function ghost()
+    local m = vim.api.nvim_buf_get_extmarks(0, ns, 0, -1, { details = true })[1]
+    if not m then
+      return nil
+    end
+    local parts = {}
+    for _, chunk in ipairs(m[4].virt_text or {}) do
+      table.insert(parts, chunk[1])
+    end
+    for _, vl in ipairs(m[4].virt_lines or {}) do
+      table.insert(parts, '\n')
+      for _, chunk in ipairs(vl) do
+        table.insert(parts, chunk[1])
+      end
+    end
+    -- while cycling Neovim appends the candidate's place, " (2/3)": the candidate is what is before it
+    return (table.concat(parts):gsub(' %(%d+/%d+%)$', ''))
+  end
+  for _, pos in ipairs(POSITIONS) do
+    go_insert(pos)
+    local ok, first = pcall(wait_for, 'ghost text', ghost, TIMEOUT)
+    if ok then
+      feed('<M-]>', 'm')
+      local changed, second = pcall(wait_for, 'the next candidate', function()
+        local g = ghost()
+        return g ~= nil and g ~= first and g or nil
+      end, 3000)
+      if changed then
+        -- on, until it wraps around to the first (at most 3 candidates; <M-[> reads as an escape
+        -- sequence in a headless terminal, so the test only goes forward)
+        local shown = { first, second }
+        for _ = 1, 3 do
+          local cur = ghost()
+          feed('<M-]>', 'm')
+          local ok2, g = pcall(wait_for, 'another candidate', function()
+            local now = ghost()
+            return now ~= nil and now ~= cur and now or nil
+          end, 3000)
+          if not ok2 then
+            break
+          end
+          table.insert(shown, g)
+          if g == first then
+            break
+          end
+        end
+        result.cursor = { pos[1], pos[2] }
+        result.shown = shown
+        result.after = buffer_text()
+        feed('<Esc>')
+        return
+      end
+      log('one candidate at', pos[1], pos[2])
+    else
+      log('no ghost text at', pos[1], pos[2])
+    end
+  end
+  error('no position with two candidates')
+end
+
 -- Neovim 0.11: the infill as a completion item in the popup menu; <C-y> accepts it and
 -- vim.lsp.completion applies its textEdit.
 function scenarios.completion()
