@@ -4,7 +4,8 @@
 ``judge`` lowers that score for answers that are degenerate whatever the model thought of
 them: one short piece repeated (``ValueValueValue``, ``((((``), the same answer the server
 gave for several other places lately (the one word for every hole of an undertrained model),
-and a middle that leaves a broken hole broken (``#`` as the body of an empty block). The
+and a block body that leaves its block unfinished (``#`` as the body of a loop; for the rest of
+a line a correct start is worth showing, so only block bodies are held to this). The
 server withholds automatic suggestions under the ``minConfidence`` setting; invoked requests
 (Ctrl+Space) still get the best answer. Calibration: ``benchmarks/confidence.py``,
 ``docs/confidence.md``.

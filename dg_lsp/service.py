@@ -29,6 +29,7 @@ from dg_lsp.settings import DEFAULT_CONTEXT_TOKENS, Settings
 
 log = logging.getLogger(__name__)
 
+DEFAULT_CROSS_FILE_TOKENS = 128
 # Tokens for the rest of a line, in one canvas (16 hold 87% of HumanEval's single lines). On
 # 320 holes in 8 languages (python -m benchmarks.syntax --per-lang 40, constraints on), with the
 # embedded model: one canvas of 16: 52.5% empty, median 31 ms; 16 and a second 16 when the line
@@ -43,6 +44,27 @@ CHECK_BEFORE, CHECK_AFTER = 8000, 4000
 # that is fine in a window can still add an error to the file); the document's own tree is the
 # base, so each candidate costs an incremental parse.
 CHECK_WHOLE = 64_000
+
+
+def cross_file_budget(settings: Settings, engine: Engine | None) -> int:
+    """Tokens of cross-file snippets (0: none): ``crossFile`` "on" or, on "auto", a checkpoint
+    trained with them; ``crossFileTokens``, else the checkpoint's, else 64."""
+    trained = engine.cross_file_tokens if engine is not None else 0
+    if settings.cross_file == "off" or (settings.cross_file == "auto" and not trained):
+        return 0
+    return settings.cross_file_tokens or trained or DEFAULT_CROSS_FILE_TOKENS
+
+
+def cross_file_context(doc: SyntaxDocument, offset: int, sources, engine: Engine, budget: int,
+                       settings: Settings) -> tuple[str, list]:
+    """(prompt text, snippets) from ``sources`` ((path, text) pairs of other files) for the
+    cursor at ``offset``; the query is the cut context's lines around the cursor."""
+    from dg_lsp.context import crossfile
+
+    if budget <= 0:
+        return "", []
+    c = cut_context(doc, offset, engine.count_tokens, prompt_budget(settings, engine))
+    return crossfile.context_for(c.prefix, c.suffix, sources, engine.count_tokens, budget)
 
 
 def prompt_budget(settings: Settings, engine: Engine | None) -> int:
@@ -112,13 +134,15 @@ def propose(
     candidates: int = 1,
     recent: RecentAnswers | None = None,
     place: tuple[str, int] = ("", 0),
+    cross_file: str = "",
 ) -> Proposal:
     """Complete at ``offset``. ``hook``: a logits hook run before the constraints (tests script
     the model's proposal with it); ``syntax_aware=False`` turns constraints and repair off.
 
     ``candidates`` > 1: that many canvases denoised together; the distinct non-empty ones are
     ranked by confidence, the best returned with the others as ``alternatives``. ``recent``:
-    the server's recent answers, by ``place`` (document, line), for ``judge``."""
+    the server's recent answers, by ``place`` (document, line), for ``judge``. ``cross_file``:
+    snippets of other files for the head of the prompt (``cross_file_context``)."""
     t0 = time.perf_counter()
     mode = completion_mode(doc, offset, invoked=invoked)
     if mode == "multi" and not settings.multiline:
@@ -132,7 +156,8 @@ def propose(
     doc.last_cut = c
     t_cut = time.perf_counter()
     check = check_window(doc, offset)
-    gen = Generation(engine, spec, c.prefix, c.suffix, mode, settings, should_stop, syntax_aware, hook, check)
+    gen = Generation(engine, spec, c.prefix, c.suffix, mode, settings, should_stop, syntax_aware, hook, check,
+                     context=cross_file)
     cands = gen.run_many(candidates) if candidates > 1 else [gen.run_tracked("", [])]
     t_inf = time.perf_counter()
     props: list[Proposal] = []
@@ -146,7 +171,10 @@ def propose(
         if j and (not done.text or (done.text, done.replace) in seen):
             continue
         seen.add((done.text, done.replace))
-        broken = bool(done.text) and syntax_aware and leaves_hole_broken(spec, check[0], done.text, check[1][done.replace :])
+        # a block body must complete its block; the rest of a line may stop early (a correct start
+        # is worth a Tab, and the user types on)
+        broken = bool(done.text) and syntax_aware and mode == "multi" and \
+            leaves_hole_broken(spec, check[0], done.text, check[1][done.replace :])
         model = combined_confidence(results)
         v = judge(model, done.text, broken=broken, same_elsewhere=recent.others(place, done.text) if recent else 0)
         props.append(Proposal(done.text, offset, done.replace, mode, done.reason, results[0], {},
@@ -176,6 +204,7 @@ def prefetch(
     settings: Settings,
     *,
     should_stop: Callable[[], bool] | None = None,
+    cross_file: str = "",
 ) -> int:
     """Encode the prompt a completion at ``offset`` would use, while the user is still typing
     (after an edit, when the worker is idle): the request at the next pause then finds the
@@ -187,7 +216,7 @@ def prefetch(
     c = cut_context(doc, offset, engine.count_tokens, prompt_budget(settings, engine), invoked=False)
     c = stabilize(doc.text, offset, c, doc.last_cut, engine.count_tokens, prompt_budget(settings, engine))
     doc.last_cut = c
-    return engine.prefill(c.prefix, c.suffix, doc.spec.name, should_stop)
+    return engine.prefill(c.prefix, c.suffix, doc.spec.name, should_stop, context=cross_file)
 
 
 class Generation:
@@ -205,10 +234,13 @@ class Generation:
         syntax_aware: bool,
         hook: LogitsHook | None,
         check: tuple[str, str] | None = None,
+        context: str = "",
     ):
         """``prefix``/``suffix``: what the model sees; ``check``: the wider (prefix, suffix) that
-        validation and the suffix's closing brackets are taken from (default: the same)."""
+        validation and the suffix's closing brackets are taken from (default: the same);
+        ``context``: cross-file snippets at the head of every canvas's prompt."""
         self.engine, self.spec, self.mode, self.settings = engine, spec, mode, settings
+        self.context = context
         self.prefix, self.suffix = prefix, suffix
         self.check = check or (prefix, suffix)
         self.should_stop = should_stop
@@ -249,6 +281,7 @@ class Generation:
                 language=self.spec.name if self.spec is not None else "code",
                 should_stop=self.should_stop,
                 logits_hook=self.hooks if self.hooks.hooks else None,
+                context=self.context,
             )
             self.results.append(res)
             ids += res.token_ids
@@ -272,7 +305,7 @@ class Generation:
             self.prefix, self.suffix, max_new_tokens=n, canvas_length=n,
             steps=self.settings.denoising_steps or None, seed=self.settings.seed,
             language=self.spec.name if self.spec is not None else "code", should_stop=self.should_stop,
-            logits_hook=self.hooks if self.hooks.hooks else None, candidates=k,
+            logits_hook=self.hooks if self.hooks.hooks else None, candidates=k, context=self.context,
         )
         self.results.append(res)
         out = []

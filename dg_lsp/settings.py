@@ -32,6 +32,13 @@ class Settings(msgspec.Struct, rename="camel", forbid_unknown_fields=False, froz
     #: with (``context_tokens`` in its generation_config.json; 192 for the embedded model,
     #: which answers garbage from prompts much longer than it saw), else 1024.
     context_tokens: int = 0
+    #: Snippets of other open documents and of files next to this one (same folder), ranked by
+    #: the names they share with the lines around the cursor, first in the prompt: "auto" (on
+    #: for a checkpoint trained with them, ``cross_file_tokens`` in its config.json; not the
+    #: embedded model), "on", "off". ``dg-lsp.showContext`` lists the snippets used.
+    cross_file: Literal["auto", "on", "off"] = "auto"
+    #: Token budget of those snippets; 0: the checkpoint's, else 128.
+    cross_file_tokens: int = 0
     #: Denoising steps per canvas; 0 means the checkpoint's generation_config.json.
     denoising_steps: int = 0
     #: Fraction of a selection re-noised by "Rewrite selection" (0..1).
@@ -73,7 +80,7 @@ DEFAULTS = Settings()
 #: The prompt budget when neither the settings nor the checkpoint name one.
 DEFAULT_CONTEXT_TOKENS = 1024
 #: Settings where 0 means "the checkpoint's" (whatever their range).
-ZERO_IS_AUTO = ("context_tokens",)
+ZERO_IS_AUTO = ("context_tokens", "cross_file_tokens")
 
 
 def size_limit_tokens(s: Settings) -> int:
@@ -90,6 +97,7 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "threads": (0, 1024),
     "min_confidence": (0.0, 1.0),
     "alternatives": (1, 8),
+    "cross_file_tokens": (16, 4096),  # or 0 (the checkpoint's)
     "automatic_alternatives": (1, 8),
 }
 

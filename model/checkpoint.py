@@ -59,12 +59,15 @@ def save_checkpoint(
     sampler: dict | None = None,
     max_shard_size: str = "16MB",
     context_tokens: int | None = None,
+    cross_file_tokens: int | None = None,
 ) -> Path:
     """Save ``model`` (cast to ``dtype``) with its tokenizer files into ``out_dir``.
 
     ``context_tokens``: the prefix + suffix tokens of the training prompts, written to
     config.json; the server's default prompt budget for this checkpoint (longer prompts
-    put the model where it never was).
+    put the model where it never was). ``cross_file_tokens``: the budget of the cross-file
+    snippets the training prompts carried (``dg_lsp.context.crossfile``), written to config.json:
+    the server's ``crossFile: "auto"`` turns them on for such a checkpoint.
 
     ``max_shard_size`` keeps every file under the limits of a GPU box's file transfer;
     the shipped checkpoint is small enough to be one file at the default.
@@ -74,6 +77,8 @@ def save_checkpoint(
     model.generation_config = generation_config(model.config.canvas_length, **(sampler or {}))
     if context_tokens:
         model.config.context_tokens = int(context_tokens)
+    if cross_file_tokens:
+        model.config.cross_file_tokens = int(cross_file_tokens)
     copy = model.to(dtype)
     copy.save_pretrained(out_dir, safe_serialization=True, max_shard_size=max_shard_size)
     model.to(torch.float32)

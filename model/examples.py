@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 import torch
 
+from dg_lsp.context import crossfile
 from dg_lsp.engine.prompt import EOS, PAD, build_prompt, canvas_target
 
 KINDS = ("rest_of_line", "lines", "node", "span", "empty")
@@ -31,6 +32,7 @@ NODE_TYPES = {
     "list", "dictionary", "tuple", "lambda", "conditional_expression",
 }
 CONDITION_PARENTS = {"if_statement", "elif_clause", "while_statement"}
+CROSS_FILE_SOURCES = 4  # other files of the package an example's snippets come from
 
 
 class Tok:
@@ -70,6 +72,7 @@ class Example:
     kind: str
     prompt_ids: list[int]
     canvas_ids: list[int]
+    context: str = ""  # cross-file snippets at the head of the prompt
 
 
 def truncate_context(tok: Any, prefix: str, suffix: str, prefix_tokens: int, suffix_tokens: int) -> tuple[str, str]:
@@ -92,12 +95,18 @@ def truncate_context(tok: Any, prefix: str, suffix: str, prefix_tokens: int, suf
 
 
 def make_example(tok: Any, prefix: str, middle: str, suffix: str, canvas_length: int,
-                 prefix_tokens: int = 128, suffix_tokens: int = 64, kind: str = "given") -> Example:
+                 prefix_tokens: int = 128, suffix_tokens: int = 64, kind: str = "given",
+                 sources: Sequence[tuple[str, str]] = (), cross_file_tokens: int = 0) -> Example:
+    """``sources``: other files of the project, (path, text): their best snippets for this cursor
+    go first in the prompt (``dg_lsp.context.crossfile``, as the server picks them)."""
     prefix, suffix = truncate_context(tok, prefix, suffix, prefix_tokens, suffix_tokens)
-    prompt = build_prompt(tok, prefix, suffix, layout="fim")
+    context = ""
+    if sources and cross_file_tokens > 0:
+        context, _ = crossfile.context_for(prefix, suffix, sources, lambda t: len(tok.encode(t)), cross_file_tokens)
+    prompt = build_prompt(tok, prefix, suffix, layout="fim", context=context)
     vocab = tok.get_vocab()
     canvas = canvas_target(tok, middle, canvas_length, vocab[EOS], vocab[PAD])
-    return Example(prefix, middle, suffix, kind, prompt.ids, canvas)
+    return Example(prefix, middle, suffix, kind, prompt.ids, canvas, context)
 
 
 @lru_cache(maxsize=1)
@@ -174,8 +183,15 @@ class ExampleSampler:
     """Draws examples from a list of corpus records, files weighted by their length."""
 
     def __init__(self, records: list[dict], tok: Any, canvas_length: int,
-                 prefix_tokens: int = 128, suffix_tokens: int = 64, max_middle_chars: int | None = None):
+                 prefix_tokens: int = 128, suffix_tokens: int = 64, max_middle_chars: int | None = None,
+                 cross_file: float = 0.0, cross_file_tokens: int = 128):
+        """``cross_file``: the share of examples whose prompt starts with snippets of up to
+        ``CROSS_FILE_SOURCES`` other files of the same package (record ``source``)."""
         self.records = records
+        self.cross_file, self.cross_file_tokens = cross_file, cross_file_tokens
+        self.by_source: dict[str, list[int]] = {}
+        for i, r in enumerate(records):
+            self.by_source.setdefault(r.get("source", ""), []).append(i)
         self.tok = tok
         self.canvas_length = canvas_length
         self.prefix_tokens, self.suffix_tokens = prefix_tokens, suffix_tokens
@@ -188,12 +204,18 @@ class ExampleSampler:
 
     def sample(self, rng: random.Random) -> Example:
         for _ in range(8):
-            rec = self.records[bisect.bisect_right(self.cum, rng.randrange(self.cum[-1]))]
+            k = bisect.bisect_right(self.cum, rng.randrange(self.cum[-1]))
+            rec = self.records[k]
             prefix, middle, suffix, kind = cut_middle(rec["text"], rec.get("lang", "python"), rng)
             if len(middle) <= self.max_middle_chars:
                 break
+        sources: list[tuple[str, str]] = []
+        if self.cross_file > 0 and rng.random() < self.cross_file:
+            others = [i for i in self.by_source.get(rec.get("source", ""), []) if i != k]
+            for i in rng.sample(others, min(CROSS_FILE_SOURCES, len(others))):
+                sources.append((self.records[i].get("path", ""), self.records[i]["text"]))
         return make_example(self.tok, prefix, middle, suffix, self.canvas_length,
-                            self.prefix_tokens, self.suffix_tokens, kind)
+                            self.prefix_tokens, self.suffix_tokens, kind, sources, self.cross_file_tokens)
 
     def batch(self, seed: int, step: int, size: int, start: int = 0) -> list[Example]:
         """Examples ``start .. start+size`` of step ``step``: each a pure function of

@@ -80,6 +80,10 @@ class TrainConfig:
     compile: bool = True  # lean engine: torch.compile its pieces (needs a C compiler; ~45 s once per process)
     bf16: str = "auto"  # matrix products in bf16: auto (CUDA, or a CPU with AMX / AVX512-BF16), on, off
     schedule: str = "cosine"  # cosine over --steps / --minutes, or wsd: warmup, then constant (resumable forever)
+    # share of examples whose prompt starts with snippets of other files of the same package
+    # (dg_lsp.context.crossfile), within cross_file_tokens tokens; 0: none (the layout of the embedded model)
+    cross_file: float = 0.0
+    cross_file_tokens: int = 128
     init_from: str = ""  # --resume without OUT/state.pt: start from this committed compact state (model/resume.py)
     decay_steps: int = 0  # wsd: after the stable phase, this many steps decaying linearly to min_lr_frac,
     # exported as the checkpoint; state.pt keeps the stable weights for the next stint
@@ -387,7 +391,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     canvas_length = SIZES[cfg.size].canvas_length
     # data first: the worker processes fork before any CUDA initialisation
     records = load_records(Path(cfg.corpus), int(cfg.corpus_mb * 1e6))
-    _SAMPLER = ExampleSampler(records, tok, canvas_length, cfg.prefix_tokens, cfg.suffix_tokens)
+    _SAMPLER = ExampleSampler(records, tok, canvas_length, cfg.prefix_tokens, cfg.suffix_tokens,
+                              cross_file=cfg.cross_file, cross_file_tokens=cfg.cross_file_tokens)
     if rank == 0:
         log(f"{len(records)} train files, {sum(len(r['text']) for r in records) / 1e6:.1f} MB")
     if compact is not None:
@@ -528,7 +533,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     ck = out / "checkpoint"
     if rank == 0:
         ck = save_checkpoint(model, Path(cfg.tokenizer), ck, context_tokens=cfg.prefix_tokens + cfg.suffix_tokens,
-                             sampler=sampler_for(cfg))
+                             sampler=sampler_for(cfg), cross_file_tokens=cfg.cross_file_tokens if cfg.cross_file else None)
         log(f"saved {ck} at step {step}")
     return ck
 
@@ -554,7 +559,7 @@ def export(out: Path) -> Path:
     model.load_state_dict(state["model"])
     ck = save_checkpoint(
         model.eval(), Path(cfg.tokenizer), Path(out) / "checkpoint", context_tokens=cfg.prefix_tokens + cfg.suffix_tokens,
-        sampler=sampler_for(cfg),
+        sampler=sampler_for(cfg), cross_file_tokens=cfg.cross_file_tokens if cfg.cross_file else None,
     )
     log(f"saved {ck} from step {state['step']}")
     return ck

@@ -243,6 +243,8 @@ class Engine:
         self.canvas_length = int(config.get("canvas_length") or 32)
         # the prompt budget (prefix + suffix tokens) the checkpoint was trained with, if it says
         self.context_tokens: int | None = _positive_int(config.get("context_tokens"))
+        # the cross-file snippet budget of its training prompts (0: trained without them)
+        self.cross_file_tokens: int = _positive_int(config.get("cross_file_tokens")) or 0
         self.softcap = text_cfg.get("final_logit_softcapping", 30.0)
         self.eos_ids = self._eos_ids()
         self.banned = self._banned_ids()
@@ -325,6 +327,7 @@ class Engine:
             "layout": self.layout,
             "canvas_length": self.canvas_length,
             "context_tokens": self.context_tokens,
+            "cross_file_tokens": self.cross_file_tokens,
             "vocab_size": self.vocab_size,
             "parameters": self.fast.n_parameters if self.fast is not None else sum(p.numel() for p in self.model.parameters()),
             "sampler": self.settings.__dict__,
@@ -342,11 +345,12 @@ class Engine:
 
     @torch.inference_mode()
     def prefill(
-        self, prefix: str, suffix: str, language: str = "code", should_stop: Callable[[], bool] | None = None
+        self, prefix: str, suffix: str, language: str = "code", should_stop: Callable[[], bool] | None = None,
+        context: str = "",
     ) -> int:
         """Encode the prompt for (prefix, suffix) into the prompt cache ahead of a request
         (Cancelled between chunks); returns the tokens it encoded."""
-        ids = self.prompt(prefix, suffix, language).ids
+        ids = self.prompt(prefix, suffix, language, context).ids
         _, reused = self.cache.prepare(ids, self.device, should_stop)
         return len(ids) - reused
 
@@ -354,11 +358,12 @@ class Engine:
     def count_tokens(self, text: str) -> int:
         return len(self.tokens.encode(text))
 
-    def prompt(self, prefix: str, suffix: str, language: str = "code") -> Prompt:
+    def prompt(self, prefix: str, suffix: str, language: str = "code", context: str = "") -> Prompt:
+        """``context``: cross-file snippets (``dg_lsp.context.crossfile``), first in the prompt."""
         if self.layout == "fim":  # the same ids build_prompt would make, from the line cache
-            return build_prompt(self.tokenizer, prefix, suffix, layout="fim",
-                                prefix_ids=self.tokens.encode(prefix), suffix_ids=self.tokens.encode(suffix))
-        return build_prompt(self.tokenizer, prefix, suffix, layout=self.layout, language=language)
+            return build_prompt(self.tokenizer, prefix, suffix, layout="fim", prefix_ids=self.tokens.encode(prefix),
+                                suffix_ids=self.tokens.encode(suffix), context_ids=self.tokens.encode(context))
+        return build_prompt(self.tokenizer, prefix, suffix, layout=self.layout, language=language, context=context)
 
     def _step_fn(self, kv: Any, start: int) -> DenoiseFn:
         """The denoiser for canvases after ``start`` cached prompt tokens."""
@@ -476,21 +481,22 @@ class Engine:
         logits_hook: LogitsHook | None = None,
         candidates: int = 1,
         alt_temperature: float | None = None,
+        context: str = "",
     ) -> InfillResult:
         """Fill the middle between ``prefix`` and ``suffix``; EOS ends it.
 
         ``candidates`` > 1: that many canvases denoised together (one forward pass per step on
         the fast path, one after another elsewhere), the first as with 1, the others sampled at
         ``alt_temperature`` times its temperature; each is one canvas (no continuation), and the
-        others are the result's ``alternatives``."""
+        others are the result's ``alternatives``. ``context``: cross-file snippets for the prompt."""
         if candidates > 1:
             alt = ALT_TEMPERATURE if alt_temperature is None else alt_temperature
             return self._infill_many(prefix, suffix, candidates, alt, canvas_length=canvas_length,
                                      max_new_tokens=max_new_tokens, steps=steps, seed=seed, language=language,
-                                     should_stop=should_stop, logits_hook=logits_hook)
+                                     should_stop=should_stop, logits_hook=logits_hook, context=context)
         t_start = time.perf_counter()
         timings: dict[str, float] = {}
-        prompt = self.prompt(prefix, suffix, language)
+        prompt = self.prompt(prefix, suffix, language, context)
         timings["tokenize"] = (time.perf_counter() - t_start) * 1000
         length = canvas_length or self.canvas_length
         budget = max_new_tokens or length
@@ -557,18 +563,19 @@ class Engine:
     def _infill_many(
         self, prefix: str, suffix: str, k: int, alt_temperature: float, *, canvas_length: int | None,
         max_new_tokens: int | None, steps: int | None, seed: int, language: str,
-        should_stop: Callable[[], bool] | None, logits_hook: LogitsHook | None,
+        should_stop: Callable[[], bool] | None, logits_hook: LogitsHook | None, context: str = "",
     ) -> InfillResult:
         """``k`` candidates of one canvas each (see ``infill``)."""
         t_start = time.perf_counter()
-        prompt = self.prompt(prefix, suffix, language)
+        prompt = self.prompt(prefix, suffix, language, context)
         n = min(canvas_length or self.canvas_length, max_new_tokens or canvas_length or self.canvas_length)
         t0 = time.perf_counter()
         kv, reused = self.cache.prepare(prompt.ids, self.device, should_stop)
         timings = {"encode": (time.perf_counter() - t0) * 1000}
         if not isinstance(kv, fastpath.KVCache):  # the reference decoder takes one canvas: one after another
             runs = [self.infill(prefix, suffix, canvas_length=n, max_new_tokens=n, steps=steps, seed=seed + j,
-                                language=language, should_stop=should_stop, logits_hook=logits_hook) for j in range(k)]
+                                language=language, should_stop=should_stop, logits_hook=logits_hook, context=context)
+                    for j in range(k)]
             first = runs[0]
             first.alternatives = runs[1:]
             first.timings["total"] = (time.perf_counter() - t_start) * 1000

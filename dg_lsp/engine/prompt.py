@@ -40,6 +40,8 @@ CHAT_INSTRUCTION = (
     "replaces the marker, no explanation and no code fence.\n\n{prefix}{hole}{suffix}"
 )
 
+CHAT_CONTEXT = "Related code from other files of the project:\n\n{context}\n"
+
 Layout = Literal["fim", "chat"]
 
 
@@ -98,23 +100,32 @@ def build_prompt(
     language: str = "code",
     prefix_ids: Sequence[int] | None = None,
     suffix_ids: Sequence[int] | None = None,
+    context: str = "",
+    context_ids: Sequence[int] | None = None,
 ) -> Prompt:
     """Build the prompt for filling the hole between ``prefix`` and ``suffix``.
 
-    ``prefix_ids`` / ``suffix_ids`` may carry already-tokenized pieces (training
-    tokenizes once and slices); they must equal ``encode_text`` of the strings.
+    ``prefix_ids`` / ``suffix_ids`` / ``context_ids`` may carry already-tokenized pieces
+    (training tokenizes once and slices); they must equal ``encode_text`` of the strings.
+    ``context``: code from other files of the project (``dg_lsp.context.crossfile.render``),
+    before everything else, so it stays in the prompt cache while the user types::
+
+        CONTEXT <|fim_suffix|> SUFFIX <|fim_prefix|> PREFIX <|fim_middle|>
     """
     if layout == "fim":
         fim = fim_tokens(tokenizer)
         if fim is None:
             raise ValueError("layout 'fim' needs a tokenizer with fill-in-the-middle tokens")
+        c_ids = list(context_ids) if context_ids is not None else encode_text(tokenizer, context)
         s_ids = list(suffix_ids) if suffix_ids is not None else encode_text(tokenizer, suffix)
         p_ids = list(prefix_ids) if prefix_ids is not None else encode_text(tokenizer, prefix)
-        head = [fim.suffix, *s_ids, fim.prefix]
+        head = [*c_ids, fim.suffix, *s_ids, fim.prefix]
         ids = head + p_ids + [fim.middle]
         return Prompt(ids=ids, layout="fim", stable_len=len(head))
     if layout == "chat":
         content = CHAT_INSTRUCTION.format(language=language, hole=HOLE, prefix=prefix, suffix=suffix)
+        if context:
+            content = CHAT_CONTEXT.format(context=context) + content
         ids = tokenizer.apply_chat_template(
             [{"role": "user", "content": content}], tokenize=True, add_generation_prompt=True
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
@@ -54,8 +55,9 @@ async def proposal_at(
 
     def run() -> Proposal:
         ticket.check()
+        ctx, _ = cross_file_for(ls, snap, offset, engine)
         return propose(engine, snap.spec, snap.syntax, offset, settings, invoked=invoked, should_stop=outdated,
-                       candidates=k, recent=ls.recent, place=place)
+                       candidates=k, recent=ls.recent, place=place, cross_file=ctx)
 
     try:
         prop = await ls.worker.run(ticket, run)
@@ -115,7 +117,8 @@ def schedule_prefetch(ls: "DgLanguageServer", uri: str, changes: list) -> None:
     settings = ls.settings
 
     def run() -> int:
-        return prefetch(engine, snap.syntax, offset, settings, should_stop=lambda: ticket.cancelled)
+        ctx, _ = cross_file_for(ls, snap, offset, engine)
+        return prefetch(engine, snap.syntax, offset, settings, should_stop=lambda: ticket.cancelled, cross_file=ctx)
 
     async def go() -> None:
         try:
@@ -149,3 +152,79 @@ def edit_range(ls: "DgLanguageServer", snap: "Snapshot", prop: Proposal) -> type
     start = ls.position_at(snap, prop.offset)
     end = ls.position_at(snap, prop.offset + prop.replace) if prop.replace else start
     return types.Range(start=start, end=end)
+
+
+# ---------------------------------------------------------------- cross-file context
+NEIGHBOURS = 24  # files of the cursor's folder looked at
+NEIGHBOUR_MAX_BYTES = 256_000  # bigger files (data, bundles) are skipped
+MINIFIED_LINE = 1000  # a file with a line this long is skipped (minified, generated)
+LINE_BUCKET = 8  # the snippets are kept while the cursor stays within this many lines
+
+
+def _neighbours(ls: "DgLanguageServer", path: Path, extensions: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(name, text) of files of the same language next to ``path`` (same folder), read once per mtime."""
+    cache: dict = ls.__dict__.setdefault("_neighbour_files", {})
+    out = []
+    try:
+        entries = sorted(p for p in path.parent.iterdir() if p.suffix.lower() in extensions and p != path)[:NEIGHBOURS]
+    except OSError:
+        return out
+    for p in entries:
+        try:
+            st = p.stat()
+            if not p.is_file() or st.st_size > NEIGHBOUR_MAX_BYTES:
+                continue
+            key = (str(p), st.st_mtime_ns)
+            text = cache.get(key)
+            if text is None:
+                data = p.read_bytes()
+                if b"\0" in data[:4096]:
+                    continue  # binary
+                text = data.decode("utf-8", "replace")
+                if any(len(line) > MINIFIED_LINE for line in text.split("\n", 200)[:200]):
+                    continue
+                if len(cache) > 4 * NEIGHBOURS:
+                    cache.clear()
+                cache[key] = text
+            out.append((p.name, text))
+        except OSError:
+            continue
+    return out
+
+
+def cross_file_sources(ls: "DgLanguageServer", snap: "Snapshot") -> list[tuple[str, str]]:
+    """Other open documents of the same language, then files next to this one not open."""
+    from urllib.parse import unquote, urlparse
+
+    out, seen = [], set()
+    for uri, doc in list(ls.workspace.text_documents.items()):
+        if uri == snap.uri or doc.language_id not in snap.spec.language_ids:
+            continue
+        name = uri.rsplit("/", 1)[-1]
+        out.append((name, doc.source))
+        seen.add(name)
+    parsed = urlparse(snap.uri)
+    if parsed.scheme == "file":
+        path = Path(unquote(parsed.path))
+        out += [(n, t) for n, t in _neighbours(ls, path, snap.spec.extensions) if n not in seen]
+    return out
+
+
+def cross_file_for(ls: "DgLanguageServer", snap: "Snapshot", offset: int, engine) -> tuple[str, list]:
+    """Cross-file snippets for a request at ``offset`` (``crossFile`` setting): recomputed when
+    the cursor leaves its ``LINE_BUCKET`` lines or another document changes, so that typing
+    keeps the head of the prompt, and the prompt cache, as it was."""
+    from dg_lsp.service import cross_file_budget, cross_file_context
+
+    budget = cross_file_budget(ls.settings, engine)
+    if budget <= 0:
+        return "", []
+    others = tuple(sorted((u, d.version) for u, d in list(ls.workspace.text_documents.items()) if u != snap.uri))
+    key = (snap.syntax.line_of(offset) // LINE_BUCKET, budget, others)
+    cache: dict = ls.__dict__.setdefault("_cross_file", {})
+    hit = cache.get(snap.uri)
+    if hit is not None and hit[0] == key:
+        return hit[1], hit[2]
+    text, snippets = cross_file_context(snap.syntax, offset, cross_file_sources(ls, snap), engine, budget, ls.settings)
+    cache[snap.uri] = (key, text, snippets)
+    return text, snippets

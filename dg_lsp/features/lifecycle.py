@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -70,12 +71,19 @@ def register(server: "DgLanguageServer") -> None:
         engine = await ls.get_engine()
         count = engine.count_tokens if engine else (lambda t: len(t) // 3 + 1)
         cut = cut_context(snap.syntax, offset, count, prompt_budget(ls.settings, engine), invoked=True)
+        snippets = []
+        if engine is not None:
+            from dg_lsp.features.common import cross_file_for
+
+            _, snippets = await asyncio.to_thread(cross_file_for, ls, snap, offset, engine)
         return {
             "offset": offset,
             "prefix": cut.prefix,
             "suffix": cut.suffix,
             "mode": completion_mode(snap.syntax, offset),
             "language": snap.spec.name,
+            # snippets of other files at the head of the prompt (crossFile setting), best first
+            "crossFile": [{"path": s.path, "line": s.line, "score": round(s.score, 3), "text": s.text} for s in snippets],
         }
 
     @server.feature(types.SHUTDOWN)

@@ -13,6 +13,8 @@ export const SERVER_SETTINGS = {
   promptLayout: 'string',
   maxTokens: 'integer',
   contextTokens: 'integer',
+  crossFile: 'string',
+  crossFileTokens: 'integer',
   denoisingSteps: 'integer',
   rewriteStrength: 'number',
   holeTokens: 'integer',

@@ -28,7 +28,7 @@ test('unset settings are not sent (the server keeps its defaults and command-lin
 
 test('package.json defaults, when sent, are the server defaults', () => {
   assert.deepEqual(s.toServerSettings(getter()), {
-    device: 'auto', dtype: 'auto', promptLayout: 'auto', maxTokens: 64, contextTokens: 0,
+    device: 'auto', dtype: 'auto', promptLayout: 'auto', maxTokens: 64, contextTokens: 0, crossFile: 'auto', crossFileTokens: 0,
     denoisingSteps: 0, rewriteStrength: 0.5, holeTokens: 16, languages: [], inlineCompletion: true,
     completionItems: true, multiline: true, threads: 0, prefetch: true, minConfidence: 0.5, alternatives: 3,
     automaticAlternatives: 1, seed: 0, trustRemoteCode: false,
