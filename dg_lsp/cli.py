@@ -52,6 +52,13 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--json", action="store_true", help="print a JSON record with timings")
     comp.add_argument("--raw", action="store_true", help="print the raw middle, before post-processing")
     sub.add_parser("doctor", parents=[common], help="check model, device, dtype and grammars")
+    tune = sub.add_parser("tune", parents=[common], help="fine-tune the model on a workspace's own code (CPU)")
+    tune.add_argument("path", nargs="?", default=".", type=Path, help="the workspace (default: .)")
+    tune.add_argument("--minutes", type=float, default=10.0, help="wall-clock budget (default 10)")
+    tune.add_argument("--threads", type=int, default=1, help="torch threads (default 1: a core stays free)")
+    tune.add_argument("--max-mb", type=float, default=20.0, help="most source read (default 20 MB)")
+    tune.add_argument("--out", type=Path, help="where the tuned checkpoint goes (default: the user cache, by workspace)")
+    tune.add_argument("--json", action="store_true", help="progress as JSON lines on stdout")
     return ap
 
 
@@ -67,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         return complete(args)
     if args.command == "doctor":
         return doctor(args)
+    if args.command == "tune":
+        return tune(args)
     from dg_lsp.server import create_server
 
     server = create_server(model=args.model, device=args.device)
@@ -134,6 +143,27 @@ def complete(args: argparse.Namespace) -> int:
     return 0
 
 
+def tune(args: argparse.Namespace) -> int:
+    import signal
+
+    from dg_lsp.tune import TuneConfig
+    from dg_lsp.tune import tune as run_tune
+
+    stop = {"asked": False}
+
+    def ask_stop(*_: object) -> None:  # SIGINT / SIGTERM: end early and still save
+        stop["asked"] = True
+
+    signal.signal(signal.SIGTERM, ask_stop)
+    signal.signal(signal.SIGINT, ask_stop)
+    if not args.path.is_dir():
+        print(f"dg-lsp tune: {args.path} is not a directory", file=sys.stderr)
+        return 2
+    cfg = TuneConfig(minutes=args.minutes, threads=args.threads, max_mb=args.max_mb)
+    run_tune(args.path, args.model, cfg, args.out, json_out=args.json, should_stop=lambda: stop["asked"])
+    return 0
+
+
 def doctor(args: argparse.Namespace) -> int:
     import platform
 
@@ -169,6 +199,22 @@ def doctor(args: argparse.Namespace) -> int:
           f"prompt budget {d['context_tokens'] or 'not in config.json'}")
     res = engine.infill("def add(a, b):\n    return ", "\n", seed=0)
     print(f"  test infill: {res.steps} steps, {res.timings['total']:.0f} ms, {len(res.token_ids)} tokens")
+    import msgspec
+
+    from dg_lsp.server import tuned_weights
+    from dg_lsp.settings import DEFAULTS
+
+    path, manifest = tuned_weights(msgspec.structs.replace(DEFAULTS, model=args.model), os.getcwd())
+    if path is None:
+        print("tuned weights for this folder: none (the base model serves; dg-lsp tune makes them)")
+    else:
+        try:
+            Engine.load(path, device=args.device or "auto")
+            state = "ok"
+        except ModelLoadError as exc:
+            ok, state = False, f"FAIL {exc} (the server falls back to the base model)"
+        print(f"tuned weights for this folder: {path} ({manifest.get('files')} files, {manifest.get('steps')} steps, "
+              f"{manifest.get('created')}): {state}")
     return 0 if ok else 1
 
 

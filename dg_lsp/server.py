@@ -140,6 +140,7 @@ class DgLanguageServer(LanguageServer):
         self.stats = Stats()
         self.completions = CompletionCache()  # proposals reused while they are typed
         self.recent = RecentAnswers()  # answers by place, for the degenerate-answer gate
+        self.tuning = None  # the running dg-lsp.tune (dg_lsp.features.tune.TuneJob)
         self.engine: Engine | None = None
         self.load_error: str | None = None
         self._loaded_key: tuple[Any, ...] | None = None
@@ -225,10 +226,11 @@ class DgLanguageServer(LanguageServer):
         self.engine = None
         self.completions = CompletionCache()  # proposals of the previous model no longer apply
         self.recent = RecentAnswers()
+        root = self.workspace.root_path if self.workspace is not None else None
         try:
             engine = await asyncio.get_running_loop().run_in_executor(
                 self.worker.pool,
-                lambda: _load_and_warm(s),
+                lambda: _load_and_warm(s, root),
             )
         except Exception as exc:
             msg = str(exc) if isinstance(exc, ModelLoadError) else f"{type(exc).__name__}: {exc}"
@@ -244,6 +246,11 @@ class DgLanguageServer(LanguageServer):
         else:
             self.engine, self.load_error = engine, None
             log.info("model loaded: %s", engine.describe())
+            failed = getattr(engine, "tuned_error", None)
+            if failed:
+                self.window_show_message(types.ShowMessageParams(
+                    type=types.MessageType.Warning,
+                    message=f"dg-lsp: the tuned weights failed to load ({failed}); serving the base model."))
         finally:
             if progress:
                 end = "model loaded" if self.engine else "model failed to load"
@@ -347,15 +354,47 @@ class DgLanguageServer(LanguageServer):
         self.worker.shutdown()
 
 
-def _load_and_warm(s: Settings) -> Engine:
-    engine = Engine.load(
-        s.model,
-        device=s.device,
-        dtype=s.dtype,
-        trust_remote_code=s.trust_remote_code,
-        layout=s.prompt_layout,
-        threads=s.threads,
-    )
+def tuned_weights(s: Settings, root: str | None) -> tuple[str | None, dict | None]:
+    """(directory, manifest) of the tuned weights to serve (``tuned`` setting), or (None, None)."""
+    from dg_lsp.engine.loader import resolve_model_dir
+    from dg_lsp.tune import read_manifest, tuned_dir
+
+    if s.tuned == "off":
+        return None, None
+    if s.tuned != "auto":
+        return s.tuned, read_manifest(s.tuned)
+    if not root:
+        return None, None
+    d = tuned_dir(root)
+    manifest = read_manifest(d)
+    try:
+        base = str(resolve_model_dir(s.model).resolve())
+    except Exception:  # the base model's own error is reported when it loads
+        return None, None
+    if manifest is None or manifest.get("base") != base:
+        return None, None  # none for this workspace, or tuned from another model
+    return str(d), manifest
+
+
+def _load_and_warm(s: Settings, root: str | None = None) -> Engine:
+    def load(model: str | None) -> Engine:
+        return Engine.load(model, device=s.device, dtype=s.dtype, trust_remote_code=s.trust_remote_code,
+                           layout=s.prompt_layout, threads=s.threads)
+
+    path, manifest = tuned_weights(s, root)
+    engine, error = None, None
+    if path is not None:
+        try:
+            engine = load(path)
+        except Exception as exc:  # a bad tuned file never leaves the server without a model
+            error = f"{path}: {exc}"
+            log.error("tuned weights failed to load, serving the base model: %s", error)
+    if engine is None:
+        engine = load(s.model)
+    served = path is not None and error is None
+    engine.tuned_path = path if served else None  # for dg-lsp.status and doctor
+    engine.tuned = manifest if served else None
+    engine.tuned_error = error
     log.info("warm-up infill took %.0f ms", engine.warmup())
     return engine
 

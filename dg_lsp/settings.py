@@ -72,6 +72,13 @@ class Settings(msgspec.Struct, rename="camel", forbid_unknown_fields=False, froz
     automatic_alternatives: int = 1
     #: Seed of the sampler (completions are reproducible for the same context).
     seed: int = 0
+    #: Weights tuned on this workspace by ``dg-lsp tune`` / ``dg-lsp.tune``: "auto" (serve them
+    #: when the user cache has them for this workspace and the same base model), "off" (the base
+    #: model), or a tuned checkpoint's directory. A tuned checkpoint that fails to load falls
+    #: back to the base model, with a message.
+    tuned: str = "auto"
+    #: Minutes of CPU a ``dg-lsp.tune`` from the editor trains for.
+    tune_minutes: float = 10.0
     #: Run custom model code from a checkpoint. Off: only DiffusionGemma from transformers.
     trust_remote_code: bool = False
 
@@ -98,6 +105,7 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "min_confidence": (0.0, 1.0),
     "alternatives": (1, 8),
     "cross_file_tokens": (16, 4096),  # or 0 (the checkpoint's)
+    "tune_minutes": (0.05, 600.0),
     "automatic_alternatives": (1, 8),
 }
 
@@ -153,4 +161,4 @@ def decode(raw: Any, base: Settings = DEFAULTS) -> tuple[Settings, list[str]]:
 
 def model_key(s: Settings) -> tuple[Any, ...]:
     """The settings that require reloading the model when they change."""
-    return (s.model, s.device, s.dtype, s.prompt_layout, s.trust_remote_code, s.threads)
+    return (s.model, s.device, s.dtype, s.prompt_layout, s.trust_remote_code, s.threads, s.tuned)

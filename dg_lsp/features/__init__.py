@@ -9,7 +9,7 @@ if TYPE_CHECKING:
 
 
 def register_all(server: "DgLanguageServer") -> None:
-    from dg_lsp.features import code_actions, completion, documents, inline_completion, lifecycle
+    from dg_lsp.features import code_actions, completion, documents, inline_completion, lifecycle, tune
 
-    for module in (lifecycle, documents, inline_completion, completion, code_actions):
+    for module in (lifecycle, documents, inline_completion, completion, code_actions, tune):
         module.register(server)

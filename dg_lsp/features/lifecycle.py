@@ -99,6 +99,12 @@ def status(ls: "DgLanguageServer") -> dict[str, Any]:
         "cache": {"hits": ls.engine.cache.hits, "misses": ls.engine.cache.misses} if ls.engine else None,
         "stats": ls.stats.summary(),
         "settings": msgspec.to_builtins(ls.settings),
+        # which weights serve: the base model, or weights tuned on this workspace (dg-lsp tune)
+        "weights": ({"tuned": True, "path": getattr(ls.engine, "tuned_path", None),
+                     "manifest": getattr(ls.engine, "tuned", None)}
+                    if ls.engine is not None and getattr(ls.engine, "tuned_path", None) else
+                    {"tuned": False, "error": getattr(ls.engine, "tuned_error", None)}),
+        "tune": ls.tuning.summary() if ls.tuning is not None else None,
         "worker": {"inflight": ls.worker.inflight, "tickets": len(ls.worker.latest),
                    "pending": len(ls.protocol._request_futures)},
     }

@@ -136,6 +136,17 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       await client.sendRequest(ExecuteCommandRequest.type, { command: 'dg-lsp.reloadModel', arguments: [] });
       pollStatus();
     }),
+    vscode.commands.registerCommand('dgLsp.tune', async () => {
+      if (!client) return;
+      const r = (await client.sendRequest(ExecuteCommandRequest.type, { command: 'dg-lsp.tune', arguments: [] })) as
+        | { started?: boolean }
+        | undefined;
+      if (r && r.started === false) void vscode.window.showInformationMessage('dg-lsp: a tune is already running.');
+    }),
+    vscode.commands.registerCommand('dgLsp.tuneCancel', async () => {
+      if (!client) return;
+      await client.sendRequest(ExecuteCommandRequest.type, { command: 'dg-lsp.tuneCancel', arguments: [] });
+    }),
     vscode.commands.registerCommand('dgLsp.status', async () => {
       const st = await serverStatus();
       const s = statusText(st);

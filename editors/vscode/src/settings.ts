@@ -28,6 +28,8 @@ export const SERVER_SETTINGS = {
   alternatives: 'integer',
   automaticAlternatives: 'integer',
   seed: 'integer',
+  tuned: 'string',
+  tuneMinutes: 'number',
   trustRemoteCode: 'boolean',
 } as const;
 

@@ -6,7 +6,8 @@
 ---        <M-]> / <M-[> cycle. The infill is also a completion item (<C-Space> or <C-x><C-o>).
 --- 0.11:  no inline completion in Neovim: the infill comes as a completion item, shown as you
 ---        type after . ( [ { , : = and space, and on <C-Space>; <C-y> accepts it.
---- Both:  :DgLspRewrite (on a visual selection), :DgLspFillHoles, :DgLspReloadModel, :DgLspStatus.
+--- Both:  :DgLspRewrite (on a visual selection), :DgLspFillHoles, :DgLspReloadModel, :DgLspStatus,
+---         :DgLspTune, :DgLspTuneCancel.
 local M = {}
 
 M.REWRITE_KIND = 'refactor.rewrite.dgLsp.rewriteSelection'
@@ -100,6 +101,23 @@ function M.status()
   exec('dg-lsp.status', show_status)
 end
 
+--- Tune the model on the workspace (in the background; progress in $/progress).
+function M.tune()
+  exec('dg-lsp.tune', function(res)
+    if res and res.started == false then
+      vim.notify('dg-lsp: a tune is already running')
+    else
+      vim.notify('dg-lsp: tuning on ' .. ((res and res.tune and res.tune.workspace) or 'the workspace'))
+    end
+  end)
+end
+
+function M.tune_cancel()
+  exec('dg-lsp.tuneCancel', function(res)
+    vim.notify(res and res.cancelled and 'dg-lsp: tune cancelled' or 'dg-lsp: no tune running')
+  end)
+end
+
 local function on_attach(opts, client, bufnr)
   local inline = opts.inline and has_inline()
   local completion = opts.completion
@@ -184,6 +202,8 @@ function M.setup(user)
   vim.api.nvim_create_user_command('DgLspFillHoles', M.fill_holes, { desc = 'dg-lsp: fill the holes' })
   vim.api.nvim_create_user_command('DgLspReloadModel', M.reload_model, { desc = 'dg-lsp: reload the model' })
   vim.api.nvim_create_user_command('DgLspStatus', M.status, { desc = 'dg-lsp: model status' })
+  vim.api.nvim_create_user_command('DgLspTune', M.tune, { desc = 'dg-lsp: tune the model on the workspace' })
+  vim.api.nvim_create_user_command('DgLspTuneCancel', M.tune_cancel, { desc = 'dg-lsp: cancel the tune' })
 end
 
 return M
