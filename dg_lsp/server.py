@@ -351,6 +351,10 @@ class DgLanguageServer(LanguageServer):
         return types.Position(line=line, character=codec.client_num_units(text[start:offset]))
 
     def shutdown_worker(self) -> None:
+        job = self.tuning
+        if job is not None and job.proc is not None and job.proc.returncode is None:
+            job.state = "cancelled"
+            job.proc.kill()  # a tune does not outlive its server
         self.worker.shutdown()
 
 
