@@ -44,7 +44,7 @@ def _pct(q: float) -> int:
 
 
 def run(model: str, corpus: Path, per_kind: int, seed: int, threads: int) -> dict:
-    from dg_lsp.confidence import RecentAnswers, judge, model_confidence
+    from dg_lsp.confidence import RecentAnswers, model_confidence
     from dg_lsp.context import SyntaxDocument, registry
     from dg_lsp.engine import Engine
     from dg_lsp.service import propose
@@ -88,7 +88,6 @@ def run(model: str, corpus: Path, per_kind: int, seed: int, threads: int) -> dic
         })
         if (i + 1) % 50 == 0:
             print(f"{i + 1}/{len(holes)} holes, {time.perf_counter() - t_start:.0f} s", file=sys.stderr)
-    _ = judge  # the scores above are judge's (through propose)
     return {"model": model, "holes": len(holes), "per_kind": per_kind, "seed": seed, "threads": threads,
             "rows": rows, "seconds": time.perf_counter() - t_start}
 
