@@ -289,7 +289,12 @@ class ShardWriter:
             self.fh.close()
 
 
-def build(out: Path, max_mb: float | None = None, npm: bool = True, npm_dir: Path = Path("data/npm")) -> dict:
+def build(out: Path, max_mb: float | None = None, npm: bool = True, npm_dir: Path = Path("data/npm"),
+          like: dict | None = None) -> dict:
+    """``like``: a manifest; only its sources are read, and each must be at its listed version
+    (so a new machine rebuilds the corpus a model was trained on, whatever else is installed); a
+    source at another version than listed is read with a warning."""
+    wanted = {dist_key(r["name"]): r["version"] for r in like["sources"]} if like else None
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.jsonl"):
         old.unlink()
@@ -315,6 +320,13 @@ def build(out: Path, max_mb: float | None = None, npm: bool = True, npm_dir: Pat
             yield from npm_heldout_sources(npm_dir, skipped)
 
     for src in sources():
+        if wanted is not None:
+            if dist_key(src.name) not in wanted:
+                skipped.append({"name": src.name, "reason": "not in the --like manifest"})
+                continue
+            want = wanted.pop(dist_key(src.name))
+            if want != src.version:  # pip resolves newer releases on a new machine: close, not equal
+                print(f"warning: {src.name} is {src.version} here, {want} in the --like manifest", file=sys.stderr)
         if limit is not None and total >= limit and not src.heldout:
             skipped.append({"name": src.name, "reason": "--max-mb reached"})
             continue
@@ -353,6 +365,8 @@ def build(out: Path, max_mb: float | None = None, npm: bool = True, npm_dir: Pat
             rows.append(row)
     for w in writers.values():
         w.close()
+    if wanted:
+        print(f"warning: sources of the --like manifest missing here: {sorted(wanted)}", file=sys.stderr)
     train = [r for r in rows if r["split"] != "heldout"]
     held = [r for r in rows if r["split"] == "heldout"]
     held_langs: dict[str, dict[str, int]] = {}
@@ -394,8 +408,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-npm", action="store_true")
     ap.add_argument("--npm-dir", type=Path, default=Path("data/npm"))
     ap.add_argument("--manifest", type=Path, default=Path("model/corpus_manifest.json"))
+    ap.add_argument("--like", type=Path, default=None, metavar="MANIFEST",
+                    help="rebuild exactly the sources (and versions) this manifest lists, e.g. the committed "
+                    "model/corpus_manifest.json; write the new manifest elsewhere with --manifest")
     a = ap.parse_args(argv)
-    man = build(a.out, a.max_mb, not a.no_npm, a.npm_dir)
+    like = json.loads(a.like.read_text()) if a.like else None
+    man = build(a.out, a.max_mb, not a.no_npm, a.npm_dir, like)
     a.manifest.parent.mkdir(parents=True, exist_ok=True)
     a.manifest.write_text(json.dumps(man, indent=1) + "\n")
     t = man["totals"]

@@ -252,3 +252,23 @@ def test_heldout_sources_never_reach_train_or_test():
     for r in held:
         assert r["split"] == "heldout" and r["train_files"] == r["test_files"] == 0 and r["heldout_files"] == r["files"]
     assert all(r["split"] == "train+test" and "heldout_files" not in r for r in man["sources"] if r not in held)
+
+
+def test_corpus_like_a_manifest_reads_only_its_sources(tmp_path, capsys):
+    """`--like MANIFEST`: a new machine rebuilds the corpus a model was trained on, however many other
+    distributions its environment holds; a source at another version is read, with a warning."""
+    import sys
+
+    from model import corpus
+
+    like = {"sources": [{"name": "cpython-stdlib", "version": sys.version.split()[0]},
+                        {"name": "pygls", "version": "0.0.0-not-this"}]}
+    man = corpus.build(tmp_path / "c", max_mb=0.2, npm=False, like=like)
+    assert [r["name"] for r in man["sources"]] == ["cpython-stdlib"]
+    assert 0 < man["totals"]["bytes"] < 1_000_000
+    reasons = {s["name"]: s["reason"] for s in man["skipped"]}
+    assert reasons["msgspec"] == "not in the --like manifest"
+    assert reasons["pygls"] == "--max-mb reached"  # listed, so it passed the filter
+    assert "pygls is " in capsys.readouterr().err
+    recs = list(corpus.iter_corpus(tmp_path / "c", "train"))
+    assert recs and {r["source"] for r in recs} == {"cpython-stdlib"}
