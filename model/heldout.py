@@ -438,18 +438,33 @@ class CausalScorer:
 
 def run_engine(engine: Any, holes: Sequence[Hole], *, settings: Any = None, canvas_init: str | None = None,
                seed: int = 0, progress: Callable[[int, int], None] | None = None,
-               causal: "CausalScorer | None" = None) -> list[dict]:
+               causal: "CausalScorer | None" = None,
+               sources: "Callable[[Hole], Sequence[tuple[str, str]]] | None" = None,
+               cross_file_tokens: int | None = None,
+               start: "Callable[[Hole, str, str], str | None] | None" = None,
+               start_strength: float = 0.5) -> list[dict]:
     """Raw and post-processed answers and the true middle's cross-entropy for each hole (and,
-    with ``causal``, its causal cross-entropy)."""
+    with ``causal``, its causal cross-entropy).
+
+    ``sources``: the other files (path, text) a server would take cross-file snippets from for a
+    hole (its open documents and neighbours); their snippets go into the prompt as the server
+    puts them (``dg_lsp.service.cross_file_context``), within ``cross_file_tokens`` (default: the
+    ``crossFile`` settings' budget, ``cross_file_budget``, or the checkpoint's, else 64).
+    ``start``: text for the canvas to start from (hole, cut prefix, cut suffix -> text or None),
+    e.g. ``dg_lsp.context.crossfile.retrieved_line``; where it gives one, ``Engine.rewrite``
+    denoises that text with ``start_strength`` of it re-noised instead of an infill from noise."""
     from dg_lsp.context import SyntaxDocument, completion_mode, cut_context, registry
     from dg_lsp.context.sticky import stabilize
     from dg_lsp.postprocess import finish
-    from dg_lsp.service import Generation, check_window, prompt_budget
+    from dg_lsp.service import (DEFAULT_CROSS_FILE_TOKENS, Generation, check_window, cross_file_budget,
+                                cross_file_context, prompt_budget)
     from dg_lsp.settings import DEFAULTS
 
     settings = settings or DEFAULTS
     init = canvas_init or canvas_init_of(engine)
     budget = prompt_budget(settings, engine)
+    if sources is not None and cross_file_tokens is None:
+        cross_file_tokens = cross_file_budget(settings, engine) or engine.cross_file_tokens or DEFAULT_CROSS_FILE_TOKENS
     rows = []
     for k, h in enumerate(holes):
         spec = registry().get(h.lang)
@@ -459,18 +474,30 @@ def run_engine(engine: Any, holes: Sequence[Hole], *, settings: Any = None, canv
             mode = "single"
         c = cut_context(doc, h.offset, engine.count_tokens, budget, invoked=True)
         c = stabilize(doc.text, h.offset, c, doc.last_cut, engine.count_tokens, budget)
+        ctx, snippets = "", []
+        if sources is not None:
+            ctx, snippets = cross_file_context(doc, h.offset, sources(h), engine, cross_file_tokens, settings)
         engine.cache.reset()
         t0 = time.perf_counter()
-        res = engine.infill(c.prefix, c.suffix, seed=settings.seed, language=spec.name)
+        cand = start(h, c.prefix, c.suffix) if start is not None else None
+        if cand:
+            res = engine.rewrite(c.prefix, cand, c.suffix, strength=start_strength, seed=settings.seed,
+                                 language=spec.name)
+        else:
+            res = engine.infill(c.prefix, c.suffix, seed=settings.seed, language=spec.name, context=ctx)
         ms = (time.perf_counter() - t0) * 1000
         check = check_window(doc, h.offset)
         gen = Generation(engine, spec, c.prefix, c.suffix, mode, settings, None, False, None, check)
         done = finish(spec, check[0], res.text, check[1], mode, gen.boundaries(res.token_ids))
         engine.cache.reset()
-        prompt_ids = engine.prompt(c.prefix, c.suffix, spec.name).ids
+        prompt_ids = engine.prompt(c.prefix, c.suffix, spec.name, ctx).ids
         ce = middle_cross_entropy(engine, prompt_ids, h.middle, starting_canvas(engine, init, seed + k))
         rows.append({"mode": mode, "raw": res.text, "post": done.text, "post_replace": done.replace,
                      "post_reason": done.reason, "prompt_tokens": len(prompt_ids), "cross_entropy": ce, "ms": ms})
+        if sources is not None:
+            rows[-1]["snippets"] = len(snippets)
+        if start is not None:
+            rows[-1]["start"] = cand
         if causal is not None:
             rows[-1]["causal_cross_entropy"] = causal(engine, prompt_ids, h.middle)
         if progress is not None:

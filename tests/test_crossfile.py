@@ -36,6 +36,21 @@ def test_fit_keeps_the_budget_and_render_puts_the_best_last():
     assert crossfile.context_for("", "", [("a.py", "anything")], count, 0) == ("", [])
 
 
+def test_retrieved_line_finds_the_rest_of_a_line_the_cursor_starts():
+    src = [("a.py", "    total = parse_size(text, unit)\n    return total\n")]
+    assert crossfile.retrieved_line("def f(text):\n    total = parse_", "\n", src) == "size(text, unit)"
+    # a whole-line hole: the line after the same previous line elsewhere
+    assert crossfile.retrieved_line("def g():\n    total = parse_size(text, unit)\n    ", "\n", src) == "return total"
+    # the cursor's own previous line is no evidence; too short a partial or anchor gives nothing
+    assert crossfile.retrieved_line("x = compute_all()\n", "\n", []) is None
+    assert crossfile.retrieved_line("    to", "\n", src) is None
+    assert crossfile.retrieved_line("if x:\n", "", [("b.py", "if x:\n    y\n")]) is None
+    # the most frequent candidate wins; the text already after the cursor is not a candidate
+    many = [("b.py", "v = load(a)\nv = load(b)\nv = load(b)\n")]
+    assert crossfile.retrieved_line("v = load(", "\n", many) == "b)"
+    assert crossfile.retrieved_line("v = load(", "b)\n", many) == "a)"
+
+
 def test_training_and_serving_build_the_same_prompt():
     """A training example with cross-file sources has exactly the ids the engine builds for the
     same prefix, suffix and snippets (one prompt builder)."""

@@ -196,6 +196,24 @@ def test_run_engine_answers_every_hole(engine):
     assert [{k: v for k, v in r.items() if k != "ms"} for r in rows] == [{k: v for k, v in r.items() if k != "ms"} for r in again]
 
 
+def test_run_engine_with_cross_file_sources_and_retrieved_starts(engine):
+    """The cross-file snippets go into the prompt (longer prompt, same holes); a start text makes
+    the canvas start from it (``Engine.rewrite``), and holes without one keep the noise start."""
+    holes = heldout.cut_heldout_holes(records(), per_kind=1, seed=0, langs=("python",))
+    other = "\n".join(h.text for h in holes)  # names the holes' files share
+    plain = heldout.run_engine(engine, holes)
+    rows = heldout.run_engine(engine, holes, sources=lambda h: [("other.py", other)], cross_file_tokens=64)
+    assert any(r["snippets"] > 0 for r in rows)
+    for p, r in zip(plain, rows):
+        assert r["prompt_tokens"] >= p["prompt_tokens"]
+        assert (r["prompt_tokens"] > p["prompt_tokens"]) == (r["snippets"] > 0)
+    starts = heldout.run_engine(engine, holes, start=lambda h, p, s: "value = 1" if h.kind == "line" else None)
+    assert [r["start"] for r in starts] == ["value = 1" if h.kind == "line" else None for h in holes]
+    for p, r, h in zip(plain, starts, holes):
+        if h.kind != "line":
+            assert r["raw"] == p["raw"]  # no start: the same infill as without the option
+
+
 def test_eval_writes_the_heldout_tables(tmp_path):
     from model import eval as model_eval
 

@@ -134,3 +134,46 @@ def context_for(prefix: str, suffix: str, sources: Iterable[tuple[str, str]],
         return "", []
     chosen = fit(rank(query(prefix, suffix), sources), count_tokens, budget)
     return render(chosen), chosen
+
+
+# ----------------------------------------------------------------------------- retrieved starts
+MIN_PARTIAL = 3  # characters of the cursor's line (after its indentation) that a match must share
+MIN_ANCHOR = 8  # characters of the previous line that anchor a whole-line match
+
+
+def retrieved_line(prefix: str, suffix: str, sources: Iterable[tuple[str, str]]) -> str | None:
+    """Text a canvas can start from (``Engine.rewrite``'s start, partly re-noised), or None:
+    where the cursor's line so far (after its indentation, at least ``MIN_PARTIAL`` characters)
+    starts a longer line elsewhere, the rest of that line; where the cursor is at the start of a
+    line, the line that follows a line equal to the previous one (at least ``MIN_ANCHOR``
+    characters). ``suffix``'s own text and then each source in order are searched; the most
+    frequent candidate wins, ties going to the first found."""
+    head = prefix[prefix.rfind("\n") + 1:]
+    partial = head.lstrip()
+    rest_of_line = suffix.split("\n", 1)[0].strip()
+    counts: dict[str, int] = {}
+    texts = [prefix, suffix] + [t[:MAX_SOURCE_CHARS] for _, t in sources]
+    if len(partial) >= MIN_PARTIAL:
+        for text in texts:
+            for line in text.split("\n"):
+                s = line.strip()
+                if len(s) > len(partial) and s.startswith(partial) and s != partial + rest_of_line:
+                    tail = s[len(partial):]
+                    counts[tail] = counts.get(tail, 0) + 1
+    elif not partial:
+        before = prefix[: len(prefix) - len(head)].rstrip("\n").split("\n")
+        anchor = next((ln.strip() for ln in reversed(before) if ln.strip()), "")
+        if len(anchor) < MIN_ANCHOR:
+            return None
+        for k, text in enumerate(texts):
+            lines = text.split("\n")
+            # the cursor's own anchor (the prefix's last line) is not evidence of what follows it
+            last = len(lines) - 1 if k == 0 else len(lines)
+            for i in range(min(last, len(lines) - 1)):
+                if lines[i].strip() == anchor:
+                    nxt = next((ln.strip() for ln in lines[i + 1:i + 3] if ln.strip()), "")
+                    if nxt:
+                        counts[nxt] = counts.get(nxt, 0) + 1
+    if not counts:
+        return None
+    return max(counts, key=counts.get)  # dicts keep insertion order: ties go to the first found
