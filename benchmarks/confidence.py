@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from model.eval import write_report  # noqa: E402
-from model.heldout import DEFAULT_PER_KIND, DEFAULT_SEED  # noqa: E402
+from model.heldout import add_heldout_args  # noqa: E402
 
 THRESHOLDS = [0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 TARGET_PRECISION = 0.6  # issue 17: at the default gate, 60% of shown automatic suggestions useful
@@ -192,12 +192,7 @@ def markdown(res: dict, summary: dict, command: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=str(ROOT / "model"))
-    ap.add_argument("--corpus", type=Path, default=ROOT / "data" / "corpus")
-    ap.add_argument("--per-kind", type=int, default=DEFAULT_PER_KIND)
-    ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "bench" / "confidence.json")
+    add_heldout_args(ap, ROOT, ROOT / "docs" / "bench" / "confidence.json")
     ap.add_argument("--svg", type=Path, default=ROOT / "docs" / "confidence.svg")
     a = ap.parse_args(argv)
     res = run(a.model, a.corpus, a.per_kind, a.seed, a.threads)

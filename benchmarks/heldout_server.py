@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from model.eval import write_report  # noqa: E402
-from model.heldout import DEFAULT_PER_KIND, DEFAULT_SEED, Hole  # noqa: E402
+from model.heldout import Hole, add_heldout_args  # noqa: E402
 
 
 def server_command(model: str | Path, log_level: str = "warning") -> list[str]:
@@ -162,13 +162,8 @@ def markdown(res: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=str(ROOT / "model"))
-    ap.add_argument("--corpus", type=Path, default=ROOT / "data" / "corpus")
-    ap.add_argument("--per-kind", type=int, default=DEFAULT_PER_KIND)
-    ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    ap.add_argument("--threads", type=int, default=1)
+    add_heldout_args(ap, ROOT, ROOT / "docs" / "bench" / "heldout-server.json")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per request (the first loads the model)")
-    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "bench" / "heldout-server.json")
     a = ap.parse_args(argv)
     from model.heldout import cut_heldout_holes
 

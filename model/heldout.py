@@ -606,3 +606,14 @@ def describe_holes(holes: Sequence[Hole]) -> dict:
     return {"total": len(holes), "per_lang_kind": dict(sorted(c.items())),
             "files": len({(h.source, h.path) for h in holes}),
             "sources": dict(Counter(h.source for h in holes))}
+
+
+def add_heldout_args(ap: Any, root: Path, out: Path, threads: int = 1) -> None:
+    """The options every held-out benchmark shares: ``--model``, ``--corpus``, ``--per-kind``,
+    ``--seed``, ``--threads`` and ``--out`` (defaults under ``root``, the repository)."""
+    ap.add_argument("--model", default=str(root / "model"))
+    ap.add_argument("--corpus", type=Path, default=root / "data" / "corpus")
+    ap.add_argument("--per-kind", type=int, default=DEFAULT_PER_KIND)
+    ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    ap.add_argument("--threads", type=int, default=threads)
+    ap.add_argument("--out", type=Path, default=out)
