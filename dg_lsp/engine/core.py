@@ -453,6 +453,27 @@ class Engine:
         renoise[torch.sort(conf, stable=True).indices[:k]] = True
         return torch.where(renoise.to(noise.device)[None], noise, start)
 
+    def _encode(self, prefix: str, suffix: str, language: str, context: str,
+                should_stop: Callable[[], bool] | None) -> tuple[Prompt, Any, int, dict[str, float]]:
+        """(prompt, its KV cache, tokens reused from the cache, timings) for an infill."""
+        t0 = time.perf_counter()
+        prompt = self.prompt(prefix, suffix, language, context)
+        timings = {"tokenize": (time.perf_counter() - t0) * 1000}
+        t0 = time.perf_counter()
+        kv, reused = self.cache.prepare(prompt.ids, self.device, should_stop)
+        timings["encode"] = (time.perf_counter() - t0) * 1000
+        return prompt, kv, reused, timings
+
+    def _maybe_draft(self, kv: Any, prompt: Prompt, canvas: torch.Tensor, settings: SamplerSettings,
+                     should_stop: Callable[[], bool] | None, timings: dict[str, float]) -> torch.Tensor:
+        """``canvas`` (1, L), or the causal draft's canvas when ``settings.draft`` asks for it."""
+        if settings.draft != "causal" or not prompt.ids or not self._can_draft(kv):
+            return canvas
+        t0 = time.perf_counter()
+        canvas = self._draft_canvas(kv, prompt.ids[-1], canvas, settings.draft_strength, should_stop)
+        timings["draft"] = (time.perf_counter() - t0) * 1000
+        return canvas
+
     def _cut_at_eos(self, ids: list[int]) -> tuple[list[int], bool]:
         eos = set(self.eos_ids)
         for i, t in enumerate(ids):
@@ -495,28 +516,20 @@ class Engine:
                                      max_new_tokens=max_new_tokens, steps=steps, seed=seed, language=language,
                                      should_stop=should_stop, logits_hook=logits_hook, context=context)
         t_start = time.perf_counter()
-        timings: dict[str, float] = {}
-        prompt = self.prompt(prefix, suffix, language, context)
-        timings["tokenize"] = (time.perf_counter() - t_start) * 1000
+        prompt, kv, reused, timings = self._encode(prefix, suffix, language, context, should_stop)
         length = canvas_length or self.canvas_length
         budget = max_new_tokens or length
-        t0 = time.perf_counter()
-        kv, reused = self.cache.prepare(prompt.ids, self.device, should_stop)
-        timings["encode"] = (time.perf_counter() - t0) * 1000
         settings = self._settings(steps)
         gen = self._generator(seed)
         out: list[int] = []
         total_steps, canvases, hit_eos = 0, 0, False
         denoise_ms = 0.0
         sig = Signals(max_steps=settings.max_steps)
-        draft = settings.draft == "causal" and bool(prompt.ids) and self._can_draft(kv)
         while len(out) < budget:
             n = min(length, budget - len(out)) if canvases else length
             canvas = self._noise((1, n), gen)
-            if draft and not canvases:  # only the first canvas starts from the draft
-                t0 = time.perf_counter()
-                canvas = self._draft_canvas(kv, prompt.ids[-1], canvas, settings.draft_strength, should_stop)
-                timings["draft"] = (time.perf_counter() - t0) * 1000
+            if not canvases:  # only the first canvas starts from the draft
+                canvas = self._maybe_draft(kv, prompt, canvas, settings, should_stop, timings)
             t0 = time.perf_counter()
             res = denoise(
                 self._step_fn(kv, len(self.cache.ids)),
@@ -567,11 +580,8 @@ class Engine:
     ) -> InfillResult:
         """``k`` candidates of one canvas each (see ``infill``)."""
         t_start = time.perf_counter()
-        prompt = self.prompt(prefix, suffix, language, context)
+        prompt, kv, reused, timings = self._encode(prefix, suffix, language, context, should_stop)
         n = min(canvas_length or self.canvas_length, max_new_tokens or canvas_length or self.canvas_length)
-        t0 = time.perf_counter()
-        kv, reused = self.cache.prepare(prompt.ids, self.device, should_stop)
-        timings = {"encode": (time.perf_counter() - t0) * 1000}
         if not isinstance(kv, fastpath.KVCache):  # the reference decoder takes one canvas: one after another
             runs = [self.infill(prefix, suffix, canvas_length=n, max_new_tokens=n, steps=steps, seed=seed + j,
                                 language=language, should_stop=should_stop, logits_hook=logits_hook, context=context)
@@ -583,10 +593,7 @@ class Engine:
         settings = self._settings(steps)
         gen = self._generator(seed)
         canvas = self._noise((k, n), gen)
-        if settings.draft == "causal" and prompt.ids and self._can_draft(kv):  # the first row starts from the draft
-            t0 = time.perf_counter()
-            canvas[:1] = self._draft_canvas(kv, prompt.ids[-1], canvas[:1], settings.draft_strength, should_stop)
-            timings["draft"] = (time.perf_counter() - t0) * 1000
+        canvas[:1] = self._maybe_draft(kv, prompt, canvas[:1], settings, should_stop, timings)  # the first row
         t0 = time.perf_counter()
         res = denoise(
             self._step_fn(kv, len(self.cache.ids)), canvas, settings, vocab_size=self.vocab_size, generator=gen,
