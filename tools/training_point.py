@@ -1,0 +1,83 @@
+"""Append one point of the long run to ``model/training_log.json`` (plotted by ``tools/plot_training.py``).
+
+    python tools/training_point.py NAME EVAL_JSON [--state runs/long/state.pt] [--train-log runs/long-stint3.log]
+                                   [--note TEXT] [--log model/training_log.json]
+
+``EVAL_JSON``: ``python -m model.eval ... --heldout 67`` output for the checkpoint (held-out scores,
+in percent here); ``--state``: the training state it was exported from (step, tokens, cumulative
+CPU time); ``--train-log``: the trainer's log, whose last ``--last`` ``step N loss L ar A`` lines
+give the training losses. A point of the same name is replaced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LINE = re.compile(r"^step (\d+) loss ([\d.]+) ar ([\d.]+)")
+
+
+def train_losses(log: Path, last: int) -> tuple[float | None, float | None]:
+    rows = [m.groups() for m in map(LINE.match, log.read_text().splitlines()) if m]
+    rows = rows[-last:]
+    if not rows:
+        return None, None
+    return (round(statistics.mean(float(r[1]) for r in rows), 3), round(statistics.mean(float(r[2]) for r in rows), 3))
+
+
+def point(name: str, ev: dict, state: dict | None, losses: tuple, note: str, eval_path: str) -> dict:
+    h = ev["heldout"]
+    s = h["summary"]["all/all"]
+    raw, post = s["raw"], s["post"]
+    answers = [r["post"] for r in h["rows"] if r["post"].strip()]
+    top, share = "", 0.0
+    if answers:
+        counts: dict[str, int] = {}
+        for a in answers:
+            counts[a] = counts.get(a, 0) + 1
+        top = max(counts, key=counts.get)
+        share = 100 * counts[top] / len(h["rows"])
+    p = {"name": name}
+    if state is not None:
+        p.update(step=state["step"], cpu_hours=round(state["cpu_time"] / 3600, 3), tokens=state["tokens"])
+    p.update(train_canvas_loss=losses[0], train_next_token_loss=losses[1],
+             exact_raw=100 * raw["exact"], exact_post=100 * post["exact"],
+             useful_raw=100 * raw["useful"], useful_post=100 * post["useful"], blank_post=100 * post["empty"],
+             most_frequent_nonblank_post=share, most_frequent_nonblank_answer=top,
+             whole_file_syntax_post=100 * post["whole_file_syntax"] if post["whole_file_syntax"] is not None else None,
+             one_step_ce=s["cross_entropy"], causal_ce=(h.get("causal_cross_entropy") or {}).get("all"),
+             note=note, eval=eval_path)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("name")
+    ap.add_argument("eval", type=Path)
+    ap.add_argument("--state", type=Path, default=ROOT / "runs" / "long" / "state.pt")
+    ap.add_argument("--train-log", type=Path, default=None)
+    ap.add_argument("--last", type=int, default=10)
+    ap.add_argument("--note", default="")
+    ap.add_argument("--log", type=Path, default=ROOT / "model" / "training_log.json")
+    a = ap.parse_args(argv)
+    ev = json.loads(a.eval.read_text())
+    state = None
+    if a.state.exists():
+        import torch
+
+        st = torch.load(a.state, map_location="cpu", weights_only=False)
+        state = {"step": st["step"], "cpu_time": st["cpu_time"], "tokens": st["tokens"]}
+    losses = train_losses(a.train_log, a.last) if a.train_log else (None, None)
+    log = json.loads(a.log.read_text())
+    p = point(a.name, ev, state, losses, a.note, str(a.eval))
+    log["points"] = [q for q in log["points"] if q["name"] != a.name] + [p]
+    a.log.write_text(json.dumps(log, indent=1) + "\n")
+    print(json.dumps(p, indent=1))
+
+
+if __name__ == "__main__":
+    main()
