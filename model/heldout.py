@@ -449,22 +449,23 @@ def run_engine(engine: Any, holes: Sequence[Hole], *, settings: Any = None, canv
     ``sources``: the other files (path, text) a server would take cross-file snippets from for a
     hole (its open documents and neighbours); their snippets go into the prompt as the server
     puts them (``dg_lsp.service.cross_file_context``), within ``cross_file_tokens`` (default: the
-    ``crossFile`` settings' budget, ``cross_file_budget``, or the checkpoint's, else 64).
+    ``crossFileTokens`` setting, else the checkpoint's, else ``DEFAULT_CROSS_FILE_TOKENS``, whether
+    or not the ``crossFile`` setting would serve them).
     ``start``: text for the canvas to start from (hole, cut prefix, cut suffix -> text or None),
     e.g. ``dg_lsp.context.crossfile.retrieved_line``; where it gives one, ``Engine.rewrite``
     denoises that text with ``start_strength`` of it re-noised instead of an infill from noise."""
     from dg_lsp.context import SyntaxDocument, completion_mode, cut_context, registry
     from dg_lsp.context.sticky import stabilize
     from dg_lsp.postprocess import finish
-    from dg_lsp.service import (DEFAULT_CROSS_FILE_TOKENS, Generation, check_window, cross_file_budget,
-                                cross_file_context, prompt_budget)
+    from dg_lsp.service import (DEFAULT_CROSS_FILE_TOKENS, Generation, check_window, cross_file_context,
+                                prompt_budget)
     from dg_lsp.settings import DEFAULTS
 
     settings = settings or DEFAULTS
     init = canvas_init or canvas_init_of(engine)
     budget = prompt_budget(settings, engine)
     if sources is not None and cross_file_tokens is None:
-        cross_file_tokens = cross_file_budget(settings, engine) or engine.cross_file_tokens or DEFAULT_CROSS_FILE_TOKENS
+        cross_file_tokens = settings.cross_file_tokens or engine.cross_file_tokens or DEFAULT_CROSS_FILE_TOKENS
     rows = []
     for k, h in enumerate(holes):
         spec = registry().get(h.lang)

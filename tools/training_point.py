@@ -15,9 +15,14 @@ import argparse
 import json
 import re
 import statistics
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from model.heldout import most_frequent  # noqa: E402
+
 LINE = re.compile(r"^step (\d+) loss ([\d.]+) ar ([\d.]+)")
 
 
@@ -34,13 +39,8 @@ def point(name: str, ev: dict, state: dict | None, losses: tuple, note: str, eva
     s = h["summary"]["all/all"]
     raw, post = s["raw"], s["post"]
     answers = [r["post"] for r in h["rows"] if r["post"].strip()]
-    top, share = "", 0.0
-    if answers:
-        counts: dict[str, int] = {}
-        for a in answers:
-            counts[a] = counts.get(a, 0) + 1
-        top = max(counts, key=counts.get)
-        share = 100 * counts[top] / len(h["rows"])
+    share, top = most_frequent(answers)  # of the non-blank answers; below, as a share of all holes
+    share = 100 * share * len(answers) / len(h["rows"])
     p = {"name": name}
     if state is not None:
         p.update(step=state["step"], cpu_hours=round(state["cpu_time"] / 3600, 3), tokens=state["tokens"])

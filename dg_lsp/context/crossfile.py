@@ -165,11 +165,10 @@ def retrieved_line(prefix: str, suffix: str, sources: Iterable[tuple[str, str]])
         anchor = next((ln.strip() for ln in reversed(before) if ln.strip()), "")
         if len(anchor) < MIN_ANCHOR:
             return None
-        for k, text in enumerate(texts):
+        for text in texts:
+            # in the prefix, the cursor's own anchor is followed only by the blank cursor line: no evidence
             lines = text.split("\n")
-            # the cursor's own anchor (the prefix's last line) is not evidence of what follows it
-            last = len(lines) - 1 if k == 0 else len(lines)
-            for i in range(min(last, len(lines) - 1)):
+            for i in range(len(lines) - 1):
                 if lines[i].strip() == anchor:
                     nxt = next((ln.strip() for ln in lines[i + 1:i + 3] if ln.strip()), "")
                     if nxt:
