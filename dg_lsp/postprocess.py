@@ -140,8 +140,13 @@ def finish(
     suffix: str,
     mode: str,
     boundaries: list[int] | None = None,
+    partial: bool = False,
 ) -> Finished:
-    """Turn a raw middle into what the editor inserts; ``boundaries``: token ends in ``middle``."""
+    """Turn a raw middle into what the editor inserts; ``boundaries``: token ends in ``middle``.
+
+    ``partial``: the middle is a start (the model stopped where it was unsure, and the user types
+    on), so it may leave a statement, a string or brackets open: it must only not close a bracket
+    it has no opener for (a valid whole middle is kept as it is, like any other)."""
     if mode == "none":
         return Finished("", reason="no completion here")
     text, replace = shape(prefix, middle, suffix, mode)
@@ -152,11 +157,15 @@ def finish(
     keep = _valid_replace(spec, prefix, text, suffix, replace)
     if keep is not None:
         return Finished(text, keep)
+    if partial and brackets_balanced(spec, prefix, text, suffix, open_ok=True):
+        return Finished(text, 0, reason="a start: the model stopped where it was unsure")
     cands = _candidates(text, boundaries)[:MAX_CANDIDATES]
 
     def check(i: int) -> int | None:
         # a shorter middle no longer ends with the closers it replaced: keep them
         cand = cands[i]
+        if partial and brackets_balanced(spec, prefix, cand, suffix, open_ok=True):
+            return 0
         return _valid_replace(spec, prefix, cand, suffix, replaced_closers(cand, suffix) if mode == "single" else 0)
 
     found = longest_valid(len(cands), check)

@@ -163,7 +163,7 @@ def propose(
     props: list[Proposal] = []
     seen: set[tuple[str, int]] = set()
     for j, (text, ids, results) in enumerate(cands):
-        done = finish(spec, check[0], text, check[1], mode, gen.boundaries(ids))
+        done = finish(spec, check[0], text, check[1], mode, gen.boundaries(ids), partial=results[-1].partial)
         if syntax_aware and not done.text and j == 0:  # truncation left nothing: repair (costs steps, so only then)
             n0 = len(gen.results)
             done = gen.repair(text, ids, done)
@@ -340,7 +340,7 @@ class Generation:
             return done  # nothing before the error to build on: a re-run would be a new guess
         keep = text[: bounds[k - 1]]
         again, again_ids = self.run(keep, ids[:k], steps=REPAIR_STEPS, repair=True)
-        fixed = finish(self.spec, vp, again, vs, self.mode, self.boundaries(again_ids))
+        fixed = finish(self.spec, vp, again, vs, self.mode, self.boundaries(again_ids), partial=self.results[-1].partial)
         if fixed.text and (not fixed.truncated or len(fixed.text) > len(done.text)):
             fixed.reason = "repaired" + (" and truncated" if fixed.truncated else "")
             return fixed

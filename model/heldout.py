@@ -489,7 +489,7 @@ def run_engine(engine: Any, holes: Sequence[Hole], *, settings: Any = None, canv
         ms = (time.perf_counter() - t0) * 1000
         check = check_window(doc, h.offset)
         gen = Generation(engine, spec, c.prefix, c.suffix, mode, settings, None, False, None, check)
-        done = finish(spec, check[0], res.text, check[1], mode, gen.boundaries(res.token_ids))
+        done = finish(spec, check[0], res.text, check[1], mode, gen.boundaries(res.token_ids), partial=res.partial)
         engine.cache.reset()
         prompt_ids = engine.prompt(c.prefix, c.suffix, spec.name, ctx).ids
         ce = middle_cross_entropy(engine, prompt_ids, h.middle, starting_canvas(engine, init, seed + k))

@@ -94,9 +94,14 @@ async def test_bad_gate_settings_get_a_message_and_the_default(client: LanguageC
 
 # ------------------------------------------------------------------ pieces underneath
 def _engine(path=EMBEDDED):
+    """The checkpoint with its canvas denoiser serving infills: these pieces are the batched
+    canvases' (the embedded model answers with its causal draft, ``draft: "answer"``; any other
+    DiffusionGemma checkpoint denoises)."""
     from dg_lsp.engine import Engine
 
-    return Engine.load(str(path), device="cpu", threads=1)
+    eng = Engine.load(str(path), device="cpu", threads=1)
+    eng.settings.draft = "none"
+    return eng
 
 
 def test_batched_canvases_match_one_at_a_time():

@@ -318,6 +318,58 @@ def test_draft_with_bf16_products_runs_float32_copies(sharp_checkpoint):
     torch.testing.assert_close(torch.tensor(p_mixed), torch.tensor(p_full), atol=0.05, rtol=0)
 
 
+def test_cut_draft_keeps_what_the_model_is_sure_of():
+    """The middle of a draft ends at EOS, before the first token where the running product of the
+    probabilities falls under the cut ("unsure"), or at the budget; EOS's probability is scored."""
+    from dg_lsp.engine.core import cut_draft
+
+    ids, probs = [10, 11, 12, 1, 13], [0.9, 0.5, 0.5, 0.8, 0.9]
+    assert cut_draft(ids, probs, 0.0, [1]) == ([10, 11, 12], "eos", [0.9, 0.5, 0.5, 0.8])
+    assert cut_draft(ids, probs, 0.3, [1]) == ([10, 11], "unsure", [0.9, 0.5])  # 0.9 * 0.5 = 0.45, * 0.5 < 0.3
+    assert cut_draft(ids, probs, 0.95, [1]) == ([], "unsure", [])
+    assert cut_draft([10, 11], [0.9, 0.9], 0.5, [1]) == ([10, 11], "", [0.9, 0.9])
+
+
+def test_draft_answer_is_the_drafts_sure_start(sharp_checkpoint, tmp_path):
+    """generation_config draft "answer": no denoising; the middle is the causal draft cut by
+    ``cut_draft`` at draft_cut, a cut middle is marked partial and ends the infill; with
+    candidates, the alternatives are the same draft cut less strictly (distinct, each a
+    continuation of the one before)."""
+    import math
+
+    from dg_lsp.engine.core import cut_draft
+
+    ck = tmp_path / "answer"
+    shutil.copytree(sharp_checkpoint, ck)
+    gen = json.loads((ck / "generation_config.json").read_text())
+    gen.update(draft="answer", draft_cut=0.02)
+    (ck / "generation_config.json").write_text(json.dumps(gen))
+    eng = Engine.load(str(ck), device="cpu", dtype="float32")
+    assert eng.settings.draft == "answer" and eng.settings.draft_cut == 0.02
+    calls = []
+    real_step = eng._step_fn
+    eng._step_fn = lambda kv, start: calls.append(1) or real_step(kv, start)  # type: ignore[method-assign]
+    prefix, suffix = "def f(x):\n    return ", "\n"
+    prompt = eng.prompt(prefix, suffix)
+    eng.cache.reset()
+    kv, _ = eng.cache.prepare(prompt.ids, "cpu")
+    ids, probs = eng.fast.draft(kv, prompt.ids[-1], 16, banned=eng.banned, eos_ids=eng.eos_ids)
+    res = eng.infill(prefix, suffix, max_new_tokens=16, canvas_length=16)
+    kept, why, scored = cut_draft(ids, probs, 0.02, eng.eos_ids)
+    assert not calls and res.steps == 0 and "draft" in res.timings
+    assert res.token_ids == kept and res.text == eng.decode(kept)
+    assert res.partial == (why == "unsure") and res.hit_eos == bool(why)
+    if scored:
+        assert res.confidence == pytest.approx(math.exp(sum(math.log(p) for p in scored) / len(scored)), rel=1e-5)
+    many = eng.infill(prefix, suffix, max_new_tokens=16, canvas_length=16, candidates=3)
+    texts = [many.token_ids] + [a.token_ids for a in many.alternatives]
+    assert many.token_ids == kept and not calls
+    assert len({tuple(t) for t in texts}) == len(texts) >= 2, texts
+    for a, b in zip(texts, texts[1:]):
+        assert b[: len(a)] == a and len(b) > len(a)
+    assert texts[-1] == cut_draft(ids, probs, 0.0, eng.eos_ids)[0]  # the last: the whole draft
+
+
 def test_draft_leaves_the_prompt_cache_as_it_was(engine: Engine):
     """After a draft (finished or cancelled) the prompt cache has its length and its exact
     keys/values: a canvas step gives the same logits, and the next keystroke reuses it."""

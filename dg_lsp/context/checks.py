@@ -274,10 +274,11 @@ def closable_brackets(pairs: dict[str, str], prefix_stack: list[str], suffix_clo
     return "".join(pairs[o] for o in reversed(p[len(p) - n :]))
 
 
-def brackets_balanced(spec: LanguageSpec, prefix: str, middle: str, suffix: str) -> bool:
+def brackets_balanced(spec: LanguageSpec, prefix: str, middle: str, suffix: str, *, open_ok: bool = False) -> bool:
     """Whether ``middle`` keeps the brackets of ``prefix+suffix`` at least as balanced.
 
-    The middle's own brackets must match and be closed within it; besides, it may close
+    The middle's own brackets must match and be closed within it (``open_ok``: brackets it
+    opens may stay open, as in the start of a middle that the user finishes); besides, it may close
     (innermost first) only brackets the prefix left open and the suffix does not close
     (:func:`closable_brackets`). Brackets inside strings and comments do not count.
     """
@@ -303,7 +304,7 @@ def brackets_balanced(spec: LanguageSpec, prefix: str, middle: str, suffix: str)
             closed += 1
         else:
             return False
-    return not opened
+    return open_ok or not opened
 
 
 @functools.lru_cache(maxsize=16)

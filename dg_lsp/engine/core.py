@@ -5,7 +5,8 @@ Three operations, all on one canvas between a prefix and a suffix:
 * ``infill``   -- a middle of unknown length: noise canvas, EOS ends the middle; a second
                   canvas continues when the first one has no EOS and more tokens are allowed.
                   With ``draft: "causal"`` the first canvas starts from the causal encoder's
-                  greedy draft, partly re-noised (``_draft_canvas``).
+                  greedy draft, partly re-noised (``_draft_canvas``); with ``draft: "answer"``
+                  the draft, cut where the model stops being sure, is the middle (``cut_draft``).
 * ``rewrite``  -- the canvas starts from the selected text, partly re-noised.
 * ``fill_holes`` -- fixed text between holes is frozen on the canvas, the holes are noise:
                   every hole is filled in one pass, each seeing all the others.
@@ -52,6 +53,9 @@ class InfillResult:
     signals: "Signals | None" = None
     # other candidates of the same denoising (``candidates`` > 1), in canvas order
     alternatives: list["InfillResult"] = field(default_factory=list)
+    # the middle is a start: the model stopped where it was unsure (``draft: "answer"``), so it
+    # may leave a statement or bracket open for the user to finish (``dg_lsp.postprocess.finish``)
+    partial: bool = False
 
 
 log = logging.getLogger(__name__)
@@ -225,6 +229,26 @@ class PromptCache:
 
     def reset(self) -> None:
         self.ids, self.kv = [], None
+
+
+def cut_draft(ids: Sequence[int], probs: Sequence[float], cut: float,
+              eos_ids: Sequence[int]) -> tuple[list[int], str, list[float]]:
+    """A causal draft (tokens, each one's probability) as a middle: (tokens kept, why it ends,
+    the probabilities its confidence is scored on).
+
+    Kept: the tokens before EOS (why: ``"eos"``), or before the first token at which the running
+    product of the probabilities falls under ``cut`` (``"unsure"``: the middle is a start, what
+    follows is left to the user), else all of them (``""``: the budget ran out). Scored: the
+    kept tokens' probabilities, and EOS's where EOS ended it."""
+    eos = set(int(i) for i in eos_ids)
+    acc = 1.0
+    for i, (t, p) in enumerate(zip(ids, probs)):
+        acc *= p
+        if int(t) in eos:
+            return list(ids[:i]), "eos", list(probs[: i + 1])
+        if acc < cut:
+            return list(ids[:i]), "unsure", list(probs[:i])
+    return list(ids), "", list(probs)
 
 
 class Engine:
@@ -474,6 +498,32 @@ class Engine:
         timings["draft"] = (time.perf_counter() - t0) * 1000
         return canvas
 
+    def _draft_answers(self, kv: "fastpath.KVCache", prompt: Prompt, budget: int, cuts: Sequence[float],
+                       settings: SamplerSettings, should_stop: Callable[[], bool] | None,
+                       timings: dict[str, float]) -> list[InfillResult]:
+        """``draft: "answer"``: the causal draft of up to ``budget`` tokens as the middle, one
+        result per cut in ``cuts`` (``cut_draft``), distinct texts only, in the order given."""
+        assert self.fast is not None
+        t0 = time.perf_counter()
+        ids, probs = self.fast.draft(kv, prompt.ids[-1], budget, banned=self.banned, eos_ids=self.eos_ids,
+                                     should_stop=should_stop)
+        timings["draft"] = (time.perf_counter() - t0) * 1000
+        out: list[InfillResult] = []
+        seen: set[tuple[int, ...]] = set()
+        for cut in cuts:
+            kept, why, scored = cut_draft(ids, probs, cut, self.eos_ids)
+            if tuple(kept) in seen:
+                continue
+            seen.add(tuple(kept))
+            logp = sum(math.log(max(p, 1e-30)) for p in scored)
+            sig = Signals(max_steps=settings.max_steps, hit_eos=why == "eos")
+            sig.add(logp, logp, len(scored))
+            # a middle cut where the model was unsure ends there too (hit_eos: nothing continues it)
+            out.append(InfillResult(text=self.decode(kept), token_ids=kept, steps=0, canvases=0, hit_eos=bool(why),
+                                    timings=dict(timings), prompt_tokens=len(prompt.ids),
+                                    confidence=model_confidence(sig), signals=sig, partial=why == "unsure"))
+        return out
+
     def _cut_at_eos(self, ids: list[int]) -> tuple[list[int], bool]:
         eos = set(self.eos_ids)
         for i, t in enumerate(ids):
@@ -520,6 +570,11 @@ class Engine:
         length = canvas_length or self.canvas_length
         budget = max_new_tokens or length
         settings = self._settings(steps)
+        if settings.draft == "answer" and prompt.ids and self._can_draft(kv):
+            res = self._draft_answers(kv, prompt, budget, [settings.draft_cut], settings, should_stop, timings)[0]
+            res.cached_tokens = reused
+            res.timings["total"] = (time.perf_counter() - t_start) * 1000
+            return res
         gen = self._generator(seed)
         out: list[int] = []
         total_steps, canvases, hit_eos = 0, 0, False
@@ -591,6 +646,15 @@ class Engine:
             first.timings["total"] = (time.perf_counter() - t_start) * 1000
             return first
         settings = self._settings(steps)
+        if settings.draft == "answer" and prompt.ids and self._can_draft(kv):
+            # one draft; the candidates are its cuts: sure, less sure, all of it (distinct ones only)
+            cuts = [settings.draft_cut, settings.draft_cut ** 2, 0.0][:k]
+            out = self._draft_answers(kv, prompt, n, cuts, settings, should_stop, timings)
+            for r in out:
+                r.cached_tokens = reused
+            out[0].timings["total"] = (time.perf_counter() - t_start) * 1000
+            out[0].alternatives = out[1:]
+            return out[0]
         gen = self._generator(seed)
         canvas = self._noise((k, n), gen)
         canvas[:1] = self._maybe_draft(kv, prompt, canvas[:1], settings, should_stop, timings)  # the first row

@@ -53,8 +53,14 @@ class SamplerSettings:
     # was trained with a next-token loss), EOS-padded after its end, with the ``draft_strength``
     # share of its positions (least confident first) replaced by the noise. draft_strength 1.0
     # still drafts (the same latency) but starts from exactly the noise canvas of "none".
+    # "answer": the infill's middle is the draft itself, no denoising (``Engine.infill``), cut
+    # before the first token at which the running product of its tokens' probabilities falls
+    # under ``draft_cut`` (what the model is unsure of is left to the user). A checkpoint whose
+    # canvas denoiser has learned less than its causal encoder (the embedded model: held-out
+    # useful 7% vs 0.5%, docs/training.md) serves this way; rewrite and fill-holes still denoise.
     draft: str = "none"
     draft_strength: float = 0.5
+    draft_cut: float = 0.1
 
     @classmethod
     def from_generation_config(cls, gen: dict[str, Any]) -> "SamplerSettings":
@@ -71,11 +77,12 @@ class SamplerSettings:
             s.stability_threshold = int(gen["stability_threshold"])
         if gen.get("canvas_init") in ("uniform", "mask"):
             s.canvas_init = str(gen["canvas_init"])
-        if gen.get("draft") in ("none", "causal"):
+        if gen.get("draft") in ("none", "causal", "answer"):
             s.draft = str(gen["draft"])
-        strength = gen.get("draft_strength")
-        if isinstance(strength, (int, float)) and not isinstance(strength, bool) and 0.0 <= strength <= 1.0:
-            s.draft_strength = float(strength)
+        for key in ("draft_strength", "draft_cut"):
+            v = gen.get(key)
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0:
+                setattr(s, key, float(v))
         return s
 
 
