@@ -62,12 +62,13 @@ class Settings(msgspec.Struct, rename="camel", forbid_unknown_fields=False, froz
     #: Automatic suggestions (as you type) under this confidence (0..1) are not shown;
     #: invoked ones (Ctrl+Space, Alt+\\) still get the best answer. 0 shows everything.
     #: Default from the calibration in docs/confidence.md.
-    min_confidence: float = 0.5
+    min_confidence: float = 0.1
     #: Candidates for an invoked request (cycle with Alt+] in VS Code, the completion menu
     #: elsewhere), denoised together in one batch; automatic requests get one. 1: no alternatives.
     alternatives: int = 3
-    #: Candidates for an automatic request (as you type). 1: three candidates cost about 1.5x one
-    #: on the embedded model (docs/confidence.md), more than the 1.3x that pays as you type.
+    #: Candidates for an automatic request (as you type). 1: three denoised candidates cost about
+    #: 1.5x one, more than the 1.3x that pays as you type; with the embedded model's causal-draft
+    #: answers they are cuts of one draft and cost 1.14x (docs/confidence.md).
     #: Neovim 0.12 only sends automatic requests: set 3 there to cycle with <M-]>.
     automatic_alternatives: int = 1
     #: Seed of the sampler (completions are reproducible for the same context).

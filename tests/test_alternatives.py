@@ -3,6 +3,7 @@ pieces underneath (batched canvases on the fast path, the judge, the broken-hole
 
 from __future__ import annotations
 
+import pytest
 import torch
 from lsprotocol import types
 from pytest_lsp import LanguageClient
@@ -89,7 +90,7 @@ async def test_bad_gate_settings_get_a_message_and_the_default(client: LanguageC
     await wait_until(lambda: sum("minConfidence" in m.message for m in client.messages) >= 1
                      and sum("alternatives" in m.message for m in client.messages) >= 1)
     st = await status(client)
-    assert st["settings"]["minConfidence"] == 0.5 and st["settings"]["alternatives"] == 3
+    assert st["settings"]["minConfidence"] == 0.1 and st["settings"]["alternatives"] == 3
 
 
 # ------------------------------------------------------------------ pieces underneath
@@ -158,6 +159,8 @@ def test_judge_lowers_degenerate_answers():
     assert not repetitive("))")
     assert judge(0.9, "ValueValueValueValue").confidence == 0.0
     assert judge(0.9, "item").confidence == 0.9
+    short = judge(0.9, " ( ")  # under 4 characters: worth showing only when asked
+    assert short.confidence == pytest.approx(0.09) and short.model == 0.9 and "shorter" in short.reason
     assert judge(0.9, "#", broken=True).confidence < 0.9
     recent = RecentAnswers()
     for line in range(3):
