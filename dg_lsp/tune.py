@@ -156,7 +156,8 @@ class TuneConfig:
     seed: int = 0
     threads: int = 1
     max_mb: float = DEFAULT_MAX_MB
-    # the loss (set from the checkpoint: its noise; no next-token loss unless asked)
+    # the loss (set from the checkpoint: its noise; the next-token loss when its causal draft
+    # answers, ``draft: "answer"``, else none unless asked)
     noise: str = "uniform"
     t_dist: str = "uniform"
     eos_weight: float = 0.25
@@ -201,6 +202,10 @@ def tune(workspace: str | Path, base: str | None = None, cfg: TuneConfig | None 
     gen = json.loads((base_dir / "generation_config.json").read_text()) if (base_dir / "generation_config.json").exists() else {}
     mcfg = json.loads((base_dir / "config.json").read_text())
     cfg.noise = "mask" if gen.get("canvas_init") == "mask" else "uniform"
+    if gen.get("draft") == "answer" and cfg.ar_weight == 0.0:
+        # the causal draft serves the infills (``draft: "answer"``): tune the encoder's next-token
+        # loss over the middle too, or the tune would change what serves only through the canvas
+        cfg.ar_weight = 1.0
     tok = Tok(base_dir)
     vocab = tok.get_vocab()
     from dg_lsp.engine.prompt import MASK
@@ -229,11 +234,11 @@ def tune(workspace: str | Path, base: str | None = None, cfg: TuneConfig | None 
         for g in opt.param_groups:
             g["lr"] = lr
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-            closs, _, _ = step_losses(fwd, batch, cfg, tok_ids, step, use_sc(cfg.seed, step, cfg.self_cond))
+            closs, aloss, _ = step_losses(fwd, batch, cfg, tok_ids, step, use_sc(cfg.seed, step, cfg.self_cond))
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        loss = float(closs)
+        loss = float(closs) + cfg.ar_weight * float(aloss)  # what the step minimised
         first_loss = loss if first_loss is None else first_loss
         losses.append(loss)
         step += 1

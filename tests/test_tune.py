@@ -72,6 +72,27 @@ def test_cli_tune_writes_a_loadable_checkpoint_outside_the_workspace():
     assert eng.infill("def f(x):\n    return ", "\n").steps > 0
 
 
+def test_tune_of_a_draft_answer_checkpoint_trains_the_next_token_loss(tmp_path):
+    """A checkpoint whose causal draft answers (``draft: "answer"``) is tuned with the encoder's
+    next-token loss too: the tune changes what serves, and the served draft changes."""
+    from dg_lsp.engine import Engine
+    from dg_lsp.tune import TuneConfig, tune
+
+    base = tmp_path / "base"
+    shutil.copytree(TINY, base)
+    gen = json.loads((base / "generation_config.json").read_text())
+    gen.update(draft="answer", draft_cut=0.0)
+    (base / "generation_config.json").write_text(json.dumps(gen))
+    out = tune(WORKSPACE, str(base), TuneConfig(minutes=0.05, lr=3e-2), tmp_path / "tuned")
+    manifest = json.loads((out / "tuned.json").read_text())
+    assert manifest["config"]["ar_weight"] == 1.0 and manifest["steps"] > 0
+    prompt = ("def f(x):\n    return ", "\n")
+    before = Engine.load(str(base), device="cpu", threads=1).infill(*prompt, max_new_tokens=8)
+    after = Engine.load(str(out), device="cpu", threads=1).infill(*prompt, max_new_tokens=8)
+    assert after.steps == 0 and after.signals is not None
+    assert (after.token_ids, after.confidence) != (before.token_ids, before.confidence)
+
+
 def test_killed_tune_leaves_the_previous_weights(tmp_path):
     out = tmp_path / "tuned"
     out.mkdir()
