@@ -34,7 +34,7 @@ class Settings(msgspec.Struct, rename="camel", forbid_unknown_fields=False, froz
     context_tokens: int = 0
     #: Snippets of other open documents and of files next to this one (same folder), ranked by
     #: the names they share with the lines around the cursor, first in the prompt: "auto" (on
-    #: for a checkpoint trained with them, ``cross_file_tokens`` in its config.json; not the
+    #: for a checkpoint trained with them, ``cross_file_tokens`` in its config.json, as the
     #: embedded model), "on", "off". ``dg-lsp.showContext`` lists the snippets used.
     cross_file: Literal["auto", "on", "off"] = "auto"
     #: Token budget of those snippets; 0: the checkpoint's, else 128.
