@@ -165,7 +165,11 @@ class TuneConfig:
     ar_weight: float = 0.0
     ar_positions: int = 48
     ar_middle: bool = True
-    bf16: str = "auto"  # bf16 autocast where the CPU has native bf16 GEMMs
+    # bf16 autocast ("auto": where the CPU has native bf16 GEMMs) grows the process by ~20 MB a
+    # step on this CPU (oneDNN keeps kernels per shape, and every batch has a new prompt width):
+    # 3.7 GB after 10 minutes on 5 MB of numpy; float32 stays at ~1 GB for 13% fewer steps
+    # (docs/tune.md). A tune runs beside the editor, so it stays off unless asked.
+    bf16: str = "off"
 
 
 def _emit(json_out: bool, **rec: Any) -> None:
