@@ -16,7 +16,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 W, H, PAD = 720, 300, 56
 RATES = (("useful_post", "useful (post-processed)", "#1f77b4"), ("useful_raw", "useful (raw)", "#9ecae1"),
-         ("exact_post", "exact (post-processed)", "#d62728"))
+         ("exact_post", "exact (post-processed)", "#d62728"),
+         # the same checkpoints answering with their causal draft (draft "answer", cut at 0.1)
+         ("draft_useful_post", "useful, causal draft answer (post)", "#9467bd"),
+         ("draft_exact_post", "exact, causal draft answer (post)", "#8c564b"))
 CES = (("causal_ce", "causal cross-entropy of the middle", "#2ca02c"),
        ("one_step_ce", "one-step cross-entropy from <mask>", "#ff7f0e"))
 

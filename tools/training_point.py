@@ -5,7 +5,8 @@
 
 ``EVAL_JSON``: ``python -m model.eval ... --heldout 67`` output for the checkpoint (held-out scores,
 in percent here); ``--state``: the training state it was exported from (step, tokens, cumulative
-CPU time); ``--train-log``: the trainer's log, whose last ``--last`` ``step N loss L ar A`` lines
+CPU time); ``--draft-eval``: the same checkpoint's held-out eval answering with its causal draft
+(``draft_*`` scores; ``--draft-only`` adds just those to an existing point); ``--train-log``: the trainer's log, whose last ``--last`` ``step N loss L ar A`` lines
 give the training losses. A point of the same name is replaced.
 """
 
@@ -54,6 +55,20 @@ def point(name: str, ev: dict, state: dict | None, losses: tuple, note: str, eva
     return p
 
 
+def draft_scores(ev: dict) -> dict:
+    """The ``draft_*`` keys of a point from a held-out eval of the same checkpoint answering with
+    its causal draft (``python -m model.eval ... --sampler draft=answer``)."""
+    h = ev["heldout"]
+    s = h["summary"]["all/all"]
+    post = s["post"]
+    answers = [r["post"] for r in h["rows"] if r["post"].strip()]
+    share, top = most_frequent(answers)
+    return {"draft_exact_post": 100 * post["exact"], "draft_useful_post": 100 * post["useful"],
+            "draft_useful_raw": 100 * s["raw"]["useful"], "draft_blank_post": 100 * post["empty"],
+            "draft_most_frequent_nonblank_post": 100 * share * len(answers) / len(h["rows"]),
+            "draft_most_frequent_nonblank_answer": top}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("name")
@@ -63,7 +78,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--last", type=int, default=10)
     ap.add_argument("--note", default="")
     ap.add_argument("--log", type=Path, default=ROOT / "model" / "training_log.json")
+    ap.add_argument("--draft-eval", type=Path, default=None,
+                    help="held-out eval of the same checkpoint answering with its causal draft: adds draft_* scores")
+    ap.add_argument("--draft-only", action="store_true",
+                    help="only add --draft-eval's scores to the existing point NAME (EVAL is ignored)")
     a = ap.parse_args(argv)
+    if a.draft_only:
+        log = json.loads(a.log.read_text())
+        match = [q for q in log["points"] if q["name"] == a.name]
+        if not match or a.draft_eval is None:
+            raise SystemExit(f"--draft-only needs an existing point {a.name!r} and --draft-eval")
+        match[0].update(draft_scores(json.loads(a.draft_eval.read_text())), draft_eval=str(a.draft_eval))
+        a.log.write_text(json.dumps(log, indent=1) + "\n")
+        print(json.dumps(match[0], indent=1))
+        return
     ev = json.loads(a.eval.read_text())
     state = None
     if a.state.exists():
@@ -74,6 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     losses = train_losses(a.train_log, a.last) if a.train_log else (None, None)
     log = json.loads(a.log.read_text())
     p = point(a.name, ev, state, losses, a.note, str(a.eval))
+    if a.draft_eval is not None:
+        p.update(draft_scores(json.loads(a.draft_eval.read_text())), draft_eval=str(a.draft_eval))
     log["points"] = [q for q in log["points"] if q["name"] != a.name] + [p]
     a.log.write_text(json.dumps(log, indent=1) + "\n")
     print(json.dumps(p, indent=1))
