@@ -29,7 +29,7 @@ RECENT_WINDOW = 24
 # A middle that leaves a broken hole broken keeps this share of its confidence
 INCOMPLETE_FACTOR = 0.25
 # A suggestion shorter than this (stripped) keeps SHORT_FACTOR of its confidence: one or two
-# characters of ghost text (`"`, `(`, `#`) were useful for 1 of 182 shown on the held-out holes
+# characters of ghost text (`"`, `(`, `#`) were useful for 2 of 182 shown on the held-out holes
 # (docs/confidence.md); users of local completion tools ask for a minimum length (Tabby #2674)
 MIN_SHOWN_CHARS = 4
 SHORT_FACTOR = 0.1

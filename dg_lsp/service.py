@@ -188,7 +188,11 @@ def propose(
         "postprocess": (t_end - t_inf) * 1000,
         "total": (t_end - t0) * 1000,
     }
-    ranked = sorted(props, key=lambda p: -p.confidence) if len(props) > 1 else props
+    if len(props) > 1 and cands[0][2] and cands[0][2][0].drafted:
+        # cuts of one draft: the engine's order (its answer first), degenerate ones last
+        ranked = sorted(props, key=lambda p: p.confidence == 0.0)
+    else:
+        ranked = sorted(props, key=lambda p: -p.confidence) if len(props) > 1 else props
     best = ranked[0]
     best.timings, best.result = timings, res
     best.alternatives = [p for p in ranked[1:] if p.text]

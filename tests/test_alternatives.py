@@ -190,3 +190,23 @@ def test_unfinished_statement_left_unfinished():
     prefix, suffix = "const total = items.reduce((a, b) => ", "\nconsole.log(total);\n"
     assert leaves_hole_broken(js, prefix, "/* sum */", suffix)
     assert not leaves_hole_broken(js, prefix, "a + b, 0);", suffix)
+
+
+def test_draft_candidates_keep_the_engines_answer_first():
+    """With the embedded model's causal-draft answers the candidates are cuts of one draft: the
+    first shown is the answer one candidate gives (not re-ranked by confidence), and every
+    other one is a distinct, longer cut of the same draft."""
+    from dg_lsp.context import SyntaxDocument, registry
+    from dg_lsp.engine import Engine
+    from dg_lsp.service import propose
+    from dg_lsp.settings import DEFAULTS
+
+    eng = Engine.load(str(EMBEDDED), device="cpu", threads=1)
+    assert eng.settings.draft == "answer"
+    spec = registry().get("python")
+    for offset in (len(PREFIX), len("def total(items):\n    result = "), len("def total(items):\n    result = 0\n    for ")):
+        one = propose(eng, spec, SyntaxDocument(spec, TEXT), offset, DEFAULTS, invoked=True, candidates=1)
+        three = propose(eng, spec, SyntaxDocument(spec, TEXT), offset, DEFAULTS, invoked=True, candidates=3)
+        assert three.text == one.text and three.result is not None and three.result.drafted
+        texts = [p.text for p in three.alternatives]
+        assert len(set(texts + [three.text])) == len(texts) + 1

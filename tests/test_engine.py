@@ -342,7 +342,7 @@ def test_draft_answer_is_the_drafts_sure_start(sharp_checkpoint, tmp_path):
     ck = tmp_path / "answer"
     shutil.copytree(sharp_checkpoint, ck)
     gen = json.loads((ck / "generation_config.json").read_text())
-    gen.update(draft="answer", draft_cut=0.02)
+    gen.update(draft="answer", draft_cut=0.02, draft_short_cut=0.02)  # never extended (below: extended)
     (ck / "generation_config.json").write_text(json.dumps(gen))
     eng = Engine.load(str(ck), device="cpu", dtype="float32")
     assert eng.settings.draft == "answer" and eng.settings.draft_cut == 0.02
@@ -368,6 +368,14 @@ def test_draft_answer_is_the_drafts_sure_start(sharp_checkpoint, tmp_path):
     for a, b in zip(texts, texts[1:]):
         assert b[: len(a)] == a and len(b) > len(a)
     assert texts[-1] == cut_draft(ids, probs, 0.0, eng.eos_ids)[0]  # the last: the whole draft
+    # a sure part under 4 characters is extended to draft_short_cut; a longer one is not
+    eng.settings.draft_cut, eng.settings.draft_short_cut = 0.999, 0.0
+    sure = cut_draft(ids, probs, 0.999, eng.eos_ids)[0]
+    assert len(eng.decode(sure).strip()) < 4
+    long = eng.infill(prefix, suffix, max_new_tokens=16, canvas_length=16)
+    assert long.token_ids == cut_draft(ids, probs, 0.0, eng.eos_ids)[0] and not long.partial
+    eng.settings.draft_cut = eng.settings.draft_short_cut = 0.999
+    assert eng.infill(prefix, suffix, max_new_tokens=16, canvas_length=16).token_ids == sure
 
 
 def test_draft_leaves_the_prompt_cache_as_it_was(engine: Engine):

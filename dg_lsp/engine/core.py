@@ -34,7 +34,7 @@ from dg_lsp.engine import fastpath, tokencache
 from dg_lsp.engine.errors import Cancelled, EngineError
 from dg_lsp.engine.loader import Loaded, load_checkpoint
 from dg_lsp.engine.prompt import Layout, Prompt, build_prompt, choose_layout, encode_text
-from dg_lsp.engine.sampler import DenoiseFn, DenoiseResult, LogitsHook, SamplerSettings, SelfCond, denoise
+from dg_lsp.engine.sampler import DRAFT_MIN_CHARS, DenoiseFn, DenoiseResult, LogitsHook, SamplerSettings, SelfCond, denoise
 from dg_lsp.engine.sampler import noise as sampler_noise
 
 
@@ -56,6 +56,9 @@ class InfillResult:
     # the middle is a start: the model stopped where it was unsure (``draft: "answer"``), so it
     # may leave a statement or bracket open for the user to finish (``dg_lsp.postprocess.finish``)
     partial: bool = False
+    # the causal draft answered (``draft: "answer"``): no denoising; its candidates are cuts of
+    # one draft in the engine's order of preference, not samples to rank by confidence
+    drafted: bool = False
 
 
 log = logging.getLogger(__name__)
@@ -498,11 +501,13 @@ class Engine:
         timings["draft"] = (time.perf_counter() - t0) * 1000
         return canvas
 
-    def _draft_answers(self, kv: "fastpath.KVCache", prompt: Prompt, budget: int, cuts: Sequence[float],
+    def _draft_answers(self, kv: "fastpath.KVCache", prompt: Prompt, budget: int, cuts: Sequence[float | None],
                        settings: SamplerSettings, should_stop: Callable[[], bool] | None,
                        timings: dict[str, float]) -> list[InfillResult]:
         """``draft: "answer"``: the causal draft of up to ``budget`` tokens as the middle, one
-        result per cut in ``cuts`` (``cut_draft``), distinct texts only, in the order given."""
+        result per cut in ``cuts`` (``cut_draft``; None: the answer's cut, ``draft_cut``, extended
+        to ``draft_short_cut`` when the sure part is under ``DRAFT_MIN_CHARS`` characters),
+        distinct texts only, in the order given."""
         assert self.fast is not None
         t0 = time.perf_counter()
         ids, probs = self.fast.draft(kv, prompt.ids[-1], budget, banned=self.banned, eos_ids=self.eos_ids,
@@ -511,7 +516,10 @@ class Engine:
         out: list[InfillResult] = []
         seen: set[tuple[int, ...]] = set()
         for cut in cuts:
-            kept, why, scored = cut_draft(ids, probs, cut, self.eos_ids)
+            kept, why, scored = cut_draft(ids, probs, settings.draft_cut if cut is None else cut, self.eos_ids)
+            if cut is None and why == "unsure" and settings.draft_short_cut < settings.draft_cut \
+                    and len(self.decode(kept).strip()) < DRAFT_MIN_CHARS:
+                kept, why, scored = cut_draft(ids, probs, settings.draft_short_cut, self.eos_ids)
             if tuple(kept) in seen:
                 continue
             seen.add(tuple(kept))
@@ -521,7 +529,8 @@ class Engine:
             # a middle cut where the model was unsure ends there too (hit_eos: nothing continues it)
             out.append(InfillResult(text=self.decode(kept), token_ids=kept, steps=0, canvases=0, hit_eos=bool(why),
                                     timings=dict(timings), prompt_tokens=len(prompt.ids),
-                                    confidence=model_confidence(sig), signals=sig, partial=why == "unsure"))
+                                    confidence=model_confidence(sig), signals=sig, partial=why == "unsure",
+                                    drafted=True))
         return out
 
     def _cut_at_eos(self, ids: list[int]) -> tuple[list[int], bool]:
@@ -571,7 +580,7 @@ class Engine:
         budget = max_new_tokens or length
         settings = self._settings(steps)
         if settings.draft == "answer" and prompt.ids and self._can_draft(kv):
-            res = self._draft_answers(kv, prompt, budget, [settings.draft_cut], settings, should_stop, timings)[0]
+            res = self._draft_answers(kv, prompt, budget, [None], settings, should_stop, timings)[0]
             res.cached_tokens = reused
             res.timings["total"] = (time.perf_counter() - t_start) * 1000
             return res
@@ -647,8 +656,8 @@ class Engine:
             return first
         settings = self._settings(steps)
         if settings.draft == "answer" and prompt.ids and self._can_draft(kv):
-            # one draft; the candidates are its cuts: sure, less sure, all of it (distinct ones only)
-            cuts = [settings.draft_cut, settings.draft_cut ** 2, 0.0][:k]
+            # one draft; the candidates are its cuts: the answer, less sure, all of it (distinct ones only)
+            cuts: list[float | None] = [None, min(settings.draft_short_cut, settings.draft_cut ** 2), 0.0][:k]
             out = self._draft_answers(kv, prompt, n, cuts, settings, should_stop, timings)
             for r in out:
                 r.cached_tokens = reused

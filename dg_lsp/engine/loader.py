@@ -245,7 +245,7 @@ def load_checkpoint(
 
 # generation_config.json keys read by our engine only (``SamplerSettings.from_generation_config``);
 # transformers' loader is handed the file without them
-ENGINE_GENERATION_KEYS = ("canvas_init", "draft", "draft_strength", "draft_cut")
+ENGINE_GENERATION_KEYS = ("canvas_init", "draft", "draft_strength", "draft_cut", "draft_short_cut")
 
 
 def read_generation(files: CheckpointFiles) -> dict[str, Any]:
