@@ -68,7 +68,7 @@ class Settings(msgspec.Struct, rename="camel", forbid_unknown_fields=False, froz
     alternatives: int = 3
     #: Candidates for an automatic request (as you type). 1: three denoised candidates cost about
     #: 1.5x one, more than the 1.3x that pays as you type; with the embedded model's causal-draft
-    #: answers they are cuts of one draft and cost about 1.1x (docs/confidence.md).
+    #: answers they are branching drafts decoded together and cost about 1.3x (docs/confidence.md).
     #: Neovim 0.12 only sends automatic requests: set 3 there to cycle with <M-]>.
     automatic_alternatives: int = 1
     #: Seed of the sampler (completions are reproducible for the same context).

@@ -361,13 +361,21 @@ def test_draft_answer_is_the_drafts_sure_start(sharp_checkpoint, tmp_path):
     assert res.partial == (why == "unsure") and res.hit_eos == bool(why)
     if scored:
         assert res.confidence == pytest.approx(math.exp(sum(math.log(p) for p in scored) / len(scored)), rel=1e-5)
+    eng.settings.draft_cut = eng.settings.draft_short_cut = 1e-6  # the random model is unsure of everything
     many = eng.infill(prefix, suffix, max_new_tokens=16, canvas_length=16, candidates=3)
     texts = [many.token_ids] + [a.token_ids for a in many.alternatives]
-    assert many.token_ids == kept and not calls
+    assert many.token_ids == cut_draft(ids, probs, 1e-6, eng.eos_ids)[0] and not calls
     assert len({tuple(t) for t in texts}) == len(texts) >= 2, texts
-    for a, b in zip(texts, texts[1:]):
-        assert b[: len(a)] == a and len(b) > len(a)
-    assert texts[-1] == cut_draft(ids, probs, 0.0, eng.eos_ids)[0]  # the last: the whole draft
+    # the alternatives: drafts that branch at the first token, cut the same way
+    eng.cache.reset()
+    kv, _ = eng.cache.prepare(prompt.ids, "cpu")
+    rows = eng.fast.draft_branches(kv, prompt.ids[-1], 16, 3, banned=eng.banned, eos_ids=eng.eos_ids)
+    want = []
+    for r_ids, r_probs in rows:
+        t = cut_draft(r_ids, r_probs, 1e-6, eng.eos_ids)[0]
+        if t not in want:
+            want.append(t)
+    assert texts == want
     # a sure part under 4 characters is extended to draft_short_cut; a longer one is not
     eng.settings.draft_cut, eng.settings.draft_short_cut = 0.999, 0.0
     sure = cut_draft(ids, probs, 0.999, eng.eos_ids)[0]
@@ -376,6 +384,34 @@ def test_draft_answer_is_the_drafts_sure_start(sharp_checkpoint, tmp_path):
     assert long.token_ids == cut_draft(ids, probs, 0.0, eng.eos_ids)[0] and not long.partial
     eng.settings.draft_cut = eng.settings.draft_short_cut = 0.999
     assert eng.infill(prefix, suffix, max_new_tokens=16, canvas_length=16).token_ids == sure
+
+
+def test_draft_branches_start_with_the_greedy_draft(sharp_checkpoint):
+    """FastModel.draft_branches: row 0 is FastModel.draft's greedy draft (same tokens and
+    probabilities); the other rows start with the next most likely first tokens, EOS excepted,
+    each then greedy (checked against a one-row greedy continuation from that token); the prompt
+    cache is left as it was."""
+    eng = Engine.load(str(sharp_checkpoint), device="cpu", dtype="float32")
+    fm = eng.fast
+    prompt = eng.prompt("def f(x):\n    y = x * 2\n    return ", "\n")
+    eng.cache.reset()
+    kv, _ = eng.cache.prepare(prompt.ids, "cpu")
+    keys = [k[:, :, : kv.length].clone() for k in kv.keys]
+    ids, probs = fm.draft(kv, prompt.ids[-1], 10, banned=eng.banned, eos_ids=eng.eos_ids)
+    rows = fm.draft_branches(kv, prompt.ids[-1], 10, 3, banned=eng.banned, eos_ids=eng.eos_ids)
+    assert rows[0][0] == ids
+    torch.testing.assert_close(torch.tensor(rows[0][1]), torch.tensor(probs), atol=1e-5, rtol=0)
+    assert len(rows) == 3 and len({r[0][0] for r in rows}) == 3
+    assert all(r[0][0] not in eng.eos_ids for r in rows[1:])
+    for r_ids, _ in rows[1:]:  # greedy after its first token: the one-row draft of prompt + that token
+        eng.cache.reset()
+        kv2, _ = eng.cache.prepare(prompt.ids + r_ids[:1], "cpu")
+        rest, _ = fm.draft(kv2, r_ids[0], 9, banned=eng.banned, eos_ids=eng.eos_ids)
+        assert r_ids[1:] == rest
+    eng.cache.reset()
+    kv, _ = eng.cache.prepare(prompt.ids, "cpu")
+    fm.draft_branches(kv, prompt.ids[-1], 10, 3, banned=eng.banned, eos_ids=eng.eos_ids)
+    assert all(torch.equal(k[:, :, : kv.length], k0) for k, k0 in zip(kv.keys, keys))
 
 
 def test_draft_leaves_the_prompt_cache_as_it_was(engine: Engine):

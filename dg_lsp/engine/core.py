@@ -511,27 +511,53 @@ class Engine:
         assert self.fast is not None
         t0 = time.perf_counter()
         ids, probs = self.fast.draft(kv, prompt.ids[-1], budget, banned=self.banned, eos_ids=self.eos_ids,
-                                     should_stop=should_stop)
+                                     should_stop=should_stop, min_prob=self._draft_floor(cuts, settings))
         timings["draft"] = (time.perf_counter() - t0) * 1000
-        out: list[InfillResult] = []
+        return self._distinct([self._draft_result(ids, probs, cut, settings, prompt, timings) for cut in cuts])
+
+    def _draft_branch_answers(self, kv: "fastpath.KVCache", prompt: Prompt, budget: int, k: int,
+                              settings: SamplerSettings, should_stop: Callable[[], bool] | None,
+                              timings: dict[str, float]) -> list[InfillResult]:
+        """``k`` candidates for ``draft: "answer"``: drafts that branch at their first token
+        (``FastModel.draft_branches``; the first is the greedy draft), each cut as the answer
+        is, distinct texts only, the greedy one first."""
+        assert self.fast is not None
+        t0 = time.perf_counter()
+        rows = self.fast.draft_branches(kv, prompt.ids[-1], budget, k, banned=self.banned, eos_ids=self.eos_ids,
+                                        should_stop=should_stop, min_prob=self._draft_floor([None], settings))
+        timings["draft"] = (time.perf_counter() - t0) * 1000
+        return self._distinct([self._draft_result(ids, probs, None, settings, prompt, timings) for ids, probs in rows])
+
+    @staticmethod
+    def _draft_floor(cuts: Sequence[float | None], settings: SamplerSettings) -> float:
+        """The running probability under which no cut in ``cuts`` keeps a token: drafting stops there."""
+        return min(min(settings.draft_cut, settings.draft_short_cut) if c is None else c for c in cuts)
+
+    @staticmethod
+    def _distinct(results: list[InfillResult]) -> list[InfillResult]:
         seen: set[tuple[int, ...]] = set()
-        for cut in cuts:
-            kept, why, scored = cut_draft(ids, probs, settings.draft_cut if cut is None else cut, self.eos_ids)
-            if cut is None and why == "unsure" and settings.draft_short_cut < settings.draft_cut \
-                    and len(self.decode(kept).strip()) < DRAFT_MIN_CHARS:
-                kept, why, scored = cut_draft(ids, probs, settings.draft_short_cut, self.eos_ids)
-            if tuple(kept) in seen:
-                continue
-            seen.add(tuple(kept))
-            logp = sum(math.log(max(p, 1e-30)) for p in scored)
-            sig = Signals(max_steps=settings.max_steps, hit_eos=why == "eos")
-            sig.add(logp, logp, len(scored))
-            # a middle cut where the model was unsure ends there too (hit_eos: nothing continues it)
-            out.append(InfillResult(text=self.decode(kept), token_ids=kept, steps=0, canvases=0, hit_eos=bool(why),
-                                    timings=dict(timings), prompt_tokens=len(prompt.ids),
-                                    confidence=model_confidence(sig), signals=sig, partial=why == "unsure",
-                                    drafted=True))
+        out = []
+        for r in results:
+            if tuple(r.token_ids) not in seen:
+                seen.add(tuple(r.token_ids))
+                out.append(r)
         return out
+
+    def _draft_result(self, ids: list[int], probs: list[float], cut: float | None, settings: SamplerSettings,
+                      prompt: Prompt, timings: dict[str, float]) -> InfillResult:
+        """A draft as a middle, cut at ``cut`` (None: the answer's cut, ``draft_cut``, extended to
+        ``draft_short_cut`` when the sure part is under ``DRAFT_MIN_CHARS`` characters)."""
+        kept, why, scored = cut_draft(ids, probs, settings.draft_cut if cut is None else cut, self.eos_ids)
+        if cut is None and why == "unsure" and settings.draft_short_cut < settings.draft_cut \
+                and len(self.decode(kept).strip()) < DRAFT_MIN_CHARS:
+            kept, why, scored = cut_draft(ids, probs, settings.draft_short_cut, self.eos_ids)
+        logp = sum(math.log(max(p, 1e-30)) for p in scored)
+        sig = Signals(max_steps=settings.max_steps, hit_eos=why == "eos")
+        sig.add(logp, logp, len(scored))
+        # a middle cut where the model was unsure ends there too (hit_eos: nothing continues it)
+        return InfillResult(text=self.decode(kept), token_ids=kept, steps=0, canvases=0, hit_eos=bool(why),
+                            timings=dict(timings), prompt_tokens=len(prompt.ids), confidence=model_confidence(sig),
+                            signals=sig, partial=why == "unsure", drafted=True)
 
     def _cut_at_eos(self, ids: list[int]) -> tuple[list[int], bool]:
         eos = set(self.eos_ids)
@@ -656,9 +682,8 @@ class Engine:
             return first
         settings = self._settings(steps)
         if settings.draft == "answer" and prompt.ids and self._can_draft(kv):
-            # one draft; the candidates are its cuts: the answer, less sure, all of it (distinct ones only)
-            cuts: list[float | None] = [None, min(settings.draft_short_cut, settings.draft_cut ** 2), 0.0][:k]
-            out = self._draft_answers(kv, prompt, n, cuts, settings, should_stop, timings)
+            # k drafts that branch at their first token, decoded together; each cut as the answer is
+            out = self._draft_branch_answers(kv, prompt, n, k, settings, should_stop, timings)
             for r in out:
                 r.cached_tokens = reused
             out[0].timings["total"] = (time.perf_counter() - t_start) * 1000

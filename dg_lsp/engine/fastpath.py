@@ -375,13 +375,16 @@ class FastModel:
         banned: torch.Tensor | None = None,
         eos_ids: Sequence[int] = (),
         should_stop: Callable[[], bool] | None = None,
+        min_prob: float = 0.0,
     ) -> tuple[list[int], list[float]]:
         """Greedy next-token decoding with the causal encoder after the encoded prompt.
 
         ``cache`` holds the prompt, whose last token is ``last_id`` (``<|fim_middle|>``). Up to
         ``n`` tokens are decoded, each the argmax (``banned`` ids excluded) of final norm, tied
         head and soft-capping over the final hidden state of the position before it; decoding
-        stops after a token in ``eos_ids`` (returned). Returns (ids, each one's probability).
+        stops after a token in ``eos_ids`` (returned), or after the token at which the running
+        product of the probabilities falls under ``min_prob`` (returned: a caller that cuts there
+        needs no more). Returns (ids, each one's probability).
 
         ``encode`` skips the last layer's attention and MLPs, so the prompt's last position is
         run again here through every layer; it reads its own cached keys/values instead of
@@ -398,6 +401,7 @@ class FastModel:
         eos = set(int(i) for i in eos_ids)
         ids: list[int] = []
         probs: list[float] = []
+        running = 1.0
         tok = torch.tensor([[int(last_id)]], device=self.device)
         try:
             for j in range(n):
@@ -426,11 +430,101 @@ class FastModel:
                 t = int(idx)
                 ids.append(t)
                 probs.append(float(1.0 / (z - best).exp_().sum()))
-                if t in eos:
+                running *= probs[-1]
+                if t in eos or running < min_prob:
                     break
         finally:
             cache.crop(start)
         return ids, probs
+
+    @torch.inference_mode()
+    def draft_branches(
+        self,
+        cache: KVCache,
+        last_id: int,
+        n: int,
+        k: int,
+        *,
+        banned: torch.Tensor | None = None,
+        eos_ids: Sequence[int] = (),
+        should_stop: Callable[[], bool] | None = None,
+        min_prob: float = 0.0,
+    ) -> list[tuple[list[int], list[float]]]:
+        """Up to ``k`` greedy drafts that branch at their first token, decoded together (one
+        forward pass of ``k`` rows per token): the first is ``draft``'s (the argmax first token),
+        the others start with the next most likely first tokens that are not EOS (an empty
+        middle is not an alternative), each then greedy. Returns (ids, probabilities) per row,
+        each up to ``n`` tokens, ending after an EOS or after the token at which its running
+        product of probabilities falls under ``min_prob``.
+
+        The prompt's keys/values are read from ``cache`` and never written: each row's draft
+        keys/values live in tensors of its own, so ``cache`` is unchanged on return."""
+        start = cache.length
+        if n <= 0 or start == 0 or k <= 0:
+            return []
+        cos, sin = self.rope(start - 1, n)
+        layers, head = self._draft_layers()
+        eos = set(int(i) for i in eos_ids)
+
+        def logits(x: torch.Tensor) -> torch.Tensor:  # (R, 1, D) -> (R, V) float32, banned masked
+            z = _lin(_rms(x, self.final_norm, self.eps), head).float()[:, 0]
+            if self.softcap:
+                z = softcap(z, float(self.softcap))
+            if banned is not None and banned.numel():
+                z[:, banned] = float("-inf")
+            return z
+
+        # the first token: the prompt's last position through every layer, reading its own cache
+        p0 = start - 1
+        x = F.embedding(torch.tensor([[int(last_id)]], device=self.device), self.embed) * self.embed_scale
+        for i, ly in enumerate(layers):
+            q, _, _ = self._qkv(ly, x, cos[:, :1], sin[:, :1])
+            att = F.scaled_dot_product_attention(q, cache.keys[i][:, :, : p0 + 1], cache.values[i][:, :, : p0 + 1],
+                                                 scale=1.0, enable_gqa=ly.n_heads != ly.n_kv)
+            x = self._after_attention(ly, x, att, ly.enc_scalar)
+        z = logits(x)[0]
+        prob = (z - z.max()).exp_()
+        prob /= prob.sum()
+        order = torch.argsort(z, descending=True)[: k + len(eos)].tolist()
+        firsts = [order[0]] + [t for t in order[1:] if t not in eos][: k - 1]
+        rows = [([t], [float(prob[t])]) for t in firsts]
+        running = [float(prob[t]) for t in firsts]
+        live = [t not in eos and running[b] >= min_prob for b, t in enumerate(firsts)]
+        if n == 1 or not any(live):
+            return rows
+        r = len(rows)
+        # each row's draft keys/values, after the shared prompt ones (expanded, not copied)
+        dk = [torch.empty(r, ly.n_kv, n, ly.head_dim, dtype=cache.keys[i].dtype, device=self.device)
+              for i, ly in enumerate(layers)]
+        dv = [torch.empty_like(t) for t in dk]
+        tok = torch.tensor([[t] for t in firsts], device=self.device)  # (R, 1)
+        for j in range(1, n):
+            if should_stop is not None and j % DRAFT_CHECK == 0 and should_stop():
+                raise Cancelled("cancelled while drafting")
+            x = F.embedding(tok, self.embed) * self.embed_scale  # (R, 1, D)
+            c, s_ = cos[:, j : j + 1], sin[:, j : j + 1]
+            for i, ly in enumerate(layers):
+                q, kk, vv = self._qkv(ly, x, c, s_)
+                dk[i][:, :, j - 1 : j] = kk
+                dv[i][:, :, j - 1 : j] = vv
+                keys = torch.cat([cache.keys[i][:, :, :start].expand(r, -1, -1, -1), dk[i][:, :, :j]], dim=2)
+                vals = torch.cat([cache.values[i][:, :, :start].expand(r, -1, -1, -1), dv[i][:, :, :j]], dim=2)
+                att = F.scaled_dot_product_attention(q, keys, vals, scale=1.0, enable_gqa=ly.n_heads != ly.n_kv)
+                x = self._after_attention(ly, x, att, ly.enc_scalar)
+            z = logits(x)  # (R, V)
+            best, idx = z.max(dim=-1)
+            probs = 1.0 / (z - best[:, None]).exp_().sum(dim=-1)
+            for b in range(r):
+                if live[b]:
+                    t = int(idx[b])
+                    rows[b][0].append(t)
+                    rows[b][1].append(float(probs[b]))
+                    running[b] *= float(probs[b])
+                    live[b] = t not in eos and running[b] >= min_prob
+            if not any(live):
+                break
+            tok = idx.view(r, 1)
+        return rows
 
     # ------------------------------------------------------------------ decoder
     def step_fn(self, cache: KVCache, length: int, rows: int = 1) -> "FastStep":
