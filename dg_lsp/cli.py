@@ -139,8 +139,8 @@ def complete(args: argparse.Namespace) -> int:
                           "reason": prop.reason, "timings_ms": prop.timings,
                           "steps": prop.result.steps if prop.result else 0,
                           # "draft": the causal draft answered (``draft: "answer"``), "canvas": denoising
-                          "decoder": "draft" if prop.result and "draft" in prop.result.timings and not prop.result.steps
-                          else "canvas", "confidence": round(prop.confidence, 4)}))
+                          "decoder": "draft" if prop.result and prop.result.drafted else "canvas",
+                          "confidence": round(prop.confidence, 4)}))
     else:
         print(raw if args.raw else prop.text)
     return 0
@@ -201,7 +201,7 @@ def doctor(args: argparse.Namespace) -> int:
           f"layout {d['layout']}, canvas {d['canvas_length']}, vocab {d['vocab_size']}, "
           f"prompt budget {d['context_tokens'] or 'not in config.json'}")
     res = engine.infill("def add(a, b):\n    return ", "\n", seed=0)
-    how = "the causal draft (draft: answer)" if engine.settings.draft == "answer" and not res.steps else f"{res.steps} steps"
+    how = "the causal draft (draft: answer)" if res.drafted else f"{res.steps} steps"
     print(f"  test infill: {how}, {res.timings['total']:.0f} ms, {len(res.token_ids)} tokens")
     import msgspec
 

@@ -35,38 +35,42 @@ def train_losses(log: Path, last: int) -> tuple[float | None, float | None]:
     return (round(statistics.mean(float(r[1]) for r in rows), 3), round(statistics.mean(float(r[2]) for r in rows), 3))
 
 
-def point(name: str, ev: dict, state: dict | None, losses: tuple, note: str, eval_path: str) -> dict:
+def scores(ev: dict) -> dict:
+    """A held-out eval's rates, in percent, under the point's key names."""
     h = ev["heldout"]
     s = h["summary"]["all/all"]
     raw, post = s["raw"], s["post"]
     answers = [r["post"] for r in h["rows"] if r["post"].strip()]
     share, top = most_frequent(answers)  # of the non-blank answers; below, as a share of all holes
-    share = 100 * share * len(answers) / len(h["rows"])
+    return {"exact_raw": 100 * raw["exact"], "exact_post": 100 * post["exact"],
+            "useful_raw": 100 * raw["useful"], "useful_post": 100 * post["useful"], "blank_post": 100 * post["empty"],
+            "most_frequent_nonblank_post": 100 * share * len(answers) / len(h["rows"]),
+            "most_frequent_nonblank_answer": top}
+
+
+def point(name: str, ev: dict, state: dict | None, losses: tuple, note: str, eval_path: str) -> dict:
+    h = ev["heldout"]
+    s = h["summary"]["all/all"]
+    post = s["post"]
     p = {"name": name}
     if state is not None:
         p.update(step=state["step"], cpu_hours=round(state["cpu_time"] / 3600, 3), tokens=state["tokens"])
-    p.update(train_canvas_loss=losses[0], train_next_token_loss=losses[1],
-             exact_raw=100 * raw["exact"], exact_post=100 * post["exact"],
-             useful_raw=100 * raw["useful"], useful_post=100 * post["useful"], blank_post=100 * post["empty"],
-             most_frequent_nonblank_post=share, most_frequent_nonblank_answer=top,
+    p.update(train_canvas_loss=losses[0], train_next_token_loss=losses[1], **scores(ev),
              whole_file_syntax_post=100 * post["whole_file_syntax"] if post["whole_file_syntax"] is not None else None,
              one_step_ce=s["cross_entropy"], causal_ce=(h.get("causal_cross_entropy") or {}).get("all"),
              note=note, eval=eval_path)
     return p
 
 
+DRAFT_KEYS = ("exact_post", "useful_post", "useful_raw", "blank_post", "most_frequent_nonblank_post",
+              "most_frequent_nonblank_answer")
+
+
 def draft_scores(ev: dict) -> dict:
     """The ``draft_*`` keys of a point from a held-out eval of the same checkpoint answering with
     its causal draft (``python -m model.eval ... --sampler draft=answer``)."""
-    h = ev["heldout"]
-    s = h["summary"]["all/all"]
-    post = s["post"]
-    answers = [r["post"] for r in h["rows"] if r["post"].strip()]
-    share, top = most_frequent(answers)
-    return {"draft_exact_post": 100 * post["exact"], "draft_useful_post": 100 * post["useful"],
-            "draft_useful_raw": 100 * s["raw"]["useful"], "draft_blank_post": 100 * post["empty"],
-            "draft_most_frequent_nonblank_post": 100 * share * len(answers) / len(h["rows"]),
-            "draft_most_frequent_nonblank_answer": top}
+    sc = scores(ev)
+    return {f"draft_{k}": sc[k] for k in DRAFT_KEYS}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,12 +29,12 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from dg_lsp.confidence import model_confidence
+from dg_lsp.confidence import MIN_SHOWN_CHARS, model_confidence
 from dg_lsp.engine import fastpath, tokencache
 from dg_lsp.engine.errors import Cancelled, EngineError
 from dg_lsp.engine.loader import Loaded, load_checkpoint
 from dg_lsp.engine.prompt import Layout, Prompt, build_prompt, choose_layout, encode_text
-from dg_lsp.engine.sampler import DRAFT_MIN_CHARS, DenoiseFn, DenoiseResult, LogitsHook, SamplerSettings, SelfCond, denoise
+from dg_lsp.engine.sampler import DenoiseFn, DenoiseResult, LogitsHook, SamplerSettings, SelfCond, denoise
 from dg_lsp.engine.sampler import noise as sampler_noise
 
 
@@ -501,19 +501,16 @@ class Engine:
         timings["draft"] = (time.perf_counter() - t0) * 1000
         return canvas
 
-    def _draft_answers(self, kv: "fastpath.KVCache", prompt: Prompt, budget: int, cuts: Sequence[float | None],
-                       settings: SamplerSettings, should_stop: Callable[[], bool] | None,
-                       timings: dict[str, float]) -> list[InfillResult]:
-        """``draft: "answer"``: the causal draft of up to ``budget`` tokens as the middle, one
-        result per cut in ``cuts`` (``cut_draft``; None: the answer's cut, ``draft_cut``, extended
-        to ``draft_short_cut`` when the sure part is under ``DRAFT_MIN_CHARS`` characters),
-        distinct texts only, in the order given."""
+    def _draft_answer(self, kv: "fastpath.KVCache", prompt: Prompt, budget: int, settings: SamplerSettings,
+                      should_stop: Callable[[], bool] | None, timings: dict[str, float]) -> InfillResult:
+        """``draft: "answer"``: the causal draft of up to ``budget`` tokens, cut as the answer is
+        (``_draft_result``), as the middle."""
         assert self.fast is not None
         t0 = time.perf_counter()
         ids, probs = self.fast.draft(kv, prompt.ids[-1], budget, banned=self.banned, eos_ids=self.eos_ids,
-                                     should_stop=should_stop, min_prob=self._draft_floor(cuts, settings))
+                                     should_stop=should_stop, min_prob=self._draft_floor(settings))
         timings["draft"] = (time.perf_counter() - t0) * 1000
-        return self._distinct([self._draft_result(ids, probs, cut, settings, prompt, timings) for cut in cuts])
+        return self._draft_result(ids, probs, settings, prompt, timings)
 
     def _draft_branch_answers(self, kv: "fastpath.KVCache", prompt: Prompt, budget: int, k: int,
                               settings: SamplerSettings, should_stop: Callable[[], bool] | None,
@@ -524,14 +521,14 @@ class Engine:
         assert self.fast is not None
         t0 = time.perf_counter()
         rows = self.fast.draft_branches(kv, prompt.ids[-1], budget, k, banned=self.banned, eos_ids=self.eos_ids,
-                                        should_stop=should_stop, min_prob=self._draft_floor([None], settings))
+                                        should_stop=should_stop, min_prob=self._draft_floor(settings))
         timings["draft"] = (time.perf_counter() - t0) * 1000
-        return self._distinct([self._draft_result(ids, probs, None, settings, prompt, timings) for ids, probs in rows])
+        return self._distinct([self._draft_result(ids, probs, settings, prompt, timings) for ids, probs in rows])
 
     @staticmethod
-    def _draft_floor(cuts: Sequence[float | None], settings: SamplerSettings) -> float:
-        """The running probability under which no cut in ``cuts`` keeps a token: drafting stops there."""
-        return min(min(settings.draft_cut, settings.draft_short_cut) if c is None else c for c in cuts)
+    def _draft_floor(settings: SamplerSettings) -> float:
+        """The running probability under which the answer's cut keeps no token: drafting stops there."""
+        return min(settings.draft_cut, settings.draft_short_cut)
 
     @staticmethod
     def _distinct(results: list[InfillResult]) -> list[InfillResult]:
@@ -543,13 +540,13 @@ class Engine:
                 out.append(r)
         return out
 
-    def _draft_result(self, ids: list[int], probs: list[float], cut: float | None, settings: SamplerSettings,
+    def _draft_result(self, ids: list[int], probs: list[float], settings: SamplerSettings,
                       prompt: Prompt, timings: dict[str, float]) -> InfillResult:
-        """A draft as a middle, cut at ``cut`` (None: the answer's cut, ``draft_cut``, extended to
-        ``draft_short_cut`` when the sure part is under ``DRAFT_MIN_CHARS`` characters)."""
-        kept, why, scored = cut_draft(ids, probs, settings.draft_cut if cut is None else cut, self.eos_ids)
-        if cut is None and why == "unsure" and settings.draft_short_cut < settings.draft_cut \
-                and len(self.decode(kept).strip()) < DRAFT_MIN_CHARS:
+        """A draft as a middle, cut at ``draft_cut``, or at ``draft_short_cut`` when the part above
+        ``draft_cut`` is under ``MIN_SHOWN_CHARS`` characters (not worth showing)."""
+        kept, why, scored = cut_draft(ids, probs, settings.draft_cut, self.eos_ids)
+        if why == "unsure" and settings.draft_short_cut < settings.draft_cut \
+                and len(self.decode(kept).strip()) < MIN_SHOWN_CHARS:
             kept, why, scored = cut_draft(ids, probs, settings.draft_short_cut, self.eos_ids)
         logp = sum(math.log(max(p, 1e-30)) for p in scored)
         sig = Signals(max_steps=settings.max_steps, hit_eos=why == "eos")
@@ -606,7 +603,7 @@ class Engine:
         budget = max_new_tokens or length
         settings = self._settings(steps)
         if settings.draft == "answer" and prompt.ids and self._can_draft(kv):
-            res = self._draft_answers(kv, prompt, budget, [None], settings, should_stop, timings)[0]
+            res = self._draft_answer(kv, prompt, budget, settings, should_stop, timings)
             res.cached_tokens = reused
             res.timings["total"] = (time.perf_counter() - t_start) * 1000
             return res

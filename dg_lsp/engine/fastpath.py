@@ -365,6 +365,16 @@ class FastModel:
                 self._draft_cache = (layers, self.embed if self._tied_head else own(self.lm_head))
         return self._draft_cache
 
+    def _draft_logits(self, x: torch.Tensor, head: torch.Tensor, banned: torch.Tensor | None) -> torch.Tensor:
+        """Next-token logits (R, V) float32 of the final hidden states ``x`` (R, 1, D): final norm,
+        head, soft cap; ``banned`` ids at -inf."""
+        z = _lin(_rms(x, self.final_norm, self.eps), head).float()[:, 0]
+        if self.softcap:
+            z = softcap(z, float(self.softcap))
+        if banned is not None and banned.numel():
+            z[:, banned] = float("-inf")
+        return z
+
     @torch.inference_mode()
     def draft(
         self,
@@ -420,11 +430,7 @@ class FastModel:
                         q, kb[:, :, : p + 1], vb[:, :, : p + 1], scale=1.0, enable_gqa=ly.n_heads != ly.n_kv
                     )  # one query: it sees every key up to its own
                     x = self._after_attention(ly, x, att, ly.enc_scalar)
-                z = _lin(_rms(x, self.final_norm, self.eps), head).float()[0, 0]  # (V,)
-                if self.softcap:
-                    z = softcap(z, float(self.softcap))
-                if banned is not None and banned.numel():
-                    z[banned] = float("-inf")
+                z = self._draft_logits(x, head, banned)[0]  # (V,)
                 best, idx = z.max(dim=-1)
                 tok = idx.view(1, 1)
                 t = int(idx)
@@ -466,14 +472,6 @@ class FastModel:
         layers, head = self._draft_layers()
         eos = set(int(i) for i in eos_ids)
 
-        def logits(x: torch.Tensor) -> torch.Tensor:  # (R, 1, D) -> (R, V) float32, banned masked
-            z = _lin(_rms(x, self.final_norm, self.eps), head).float()[:, 0]
-            if self.softcap:
-                z = softcap(z, float(self.softcap))
-            if banned is not None and banned.numel():
-                z[:, banned] = float("-inf")
-            return z
-
         # the first token: the prompt's last position through every layer, reading its own cache
         p0 = start - 1
         x = F.embedding(torch.tensor([[int(last_id)]], device=self.device), self.embed) * self.embed_scale
@@ -482,7 +480,7 @@ class FastModel:
             att = F.scaled_dot_product_attention(q, cache.keys[i][:, :, : p0 + 1], cache.values[i][:, :, : p0 + 1],
                                                  scale=1.0, enable_gqa=ly.n_heads != ly.n_kv)
             x = self._after_attention(ly, x, att, ly.enc_scalar)
-        z = logits(x)[0]
+        z = self._draft_logits(x, head, banned)[0]
         prob = (z - z.max()).exp_()
         prob /= prob.sum()
         order = torch.argsort(z, descending=True)[: k + len(eos)].tolist()
@@ -511,7 +509,7 @@ class FastModel:
                 vals = torch.cat([cache.values[i][:, :, :start].expand(r, -1, -1, -1), dv[i][:, :, :j]], dim=2)
                 att = F.scaled_dot_product_attention(q, keys, vals, scale=1.0, enable_gqa=ly.n_heads != ly.n_kv)
                 x = self._after_attention(ly, x, att, ly.enc_scalar)
-            z = logits(x)  # (R, V)
+            z = self._draft_logits(x, head, banned)  # (R, V)
             best, idx = z.max(dim=-1)
             probs = 1.0 / (z - best[:, None]).exp_().sum(dim=-1)
             for b in range(r):

@@ -29,7 +29,6 @@ from dg_lsp.engine.errors import Cancelled
 from dg_lsp.engine.schedule import temperature
 
 NEG_INF = float("-inf")
-DRAFT_MIN_CHARS = 4  # a sure part of a draft shorter than this is extended (``draft_short_cut``)
 
 
 @dataclass
@@ -59,7 +58,7 @@ class SamplerSettings:
     # under ``draft_cut`` (what the model is unsure of is left to the user). A checkpoint whose
     # canvas denoiser has learned less than its causal encoder (the embedded model: held-out
     # useful 7% vs 0.5%, docs/training.md) serves this way; rewrite and fill-holes still denoise.
-    # A sure part shorter than ``DRAFT_MIN_CHARS`` characters (``"``, ``(``: not worth a Tab)
+    # A sure part shorter than ``dg_lsp.confidence.MIN_SHOWN_CHARS`` (4) characters (``"``, ``(``: not worth a Tab)
     # is extended to where the running product falls under ``draft_short_cut`` instead (held-out
     # useful 7.3% -> 9.5%, docs/training.md section 6); equal to ``draft_cut``: never extended.
     draft: str = "none"
