@@ -2,6 +2,7 @@
 
     python benchmarks/train_speed.py [--size mini] [--batch 16] [--canvases 2] [--steps 8]
                                      [--threads 2] [--ar-weight 0] [--noise uniform]
+                                     [--canvas-weight 1] [--ar-positions 48]
                                      [--out docs/bench/train-speed.json]
 
 Every variant runs the same batches (fill-in-the-middle examples from the corpus's train split,
@@ -54,6 +55,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ar-weight", type=float, default=0.0)
     ap.add_argument("--noise", default="uniform")
+    ap.add_argument("--canvas-weight", type=float, default=1.0, help="0: next-token loss only, the decoder not run")
+    ap.add_argument("--ar-positions", type=int, default=48)
     ap.add_argument("--variants", default="hf-fp32,hf-bf16,lean-fp32,lean-bf16,lean-bf16-compiled")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "bench" / "train-speed.json")
     a = ap.parse_args(argv)
@@ -70,10 +73,12 @@ def main(argv: list[str] | None = None) -> None:
     sampler = ExampleSampler(records(16), tok, 32)
     batches = [collate(sampler.batch(0, s, a.batch), tok.pad_id) for s in range(a.steps + 2)]
     ids = {"vocab": len(tok), "eos": tok.eos_id, "pad": tok.pad_id, "mask": tok.get_vocab()["<mask>"]}
-    cfg = TrainConfig(canvases=a.canvases, ar_weight=a.ar_weight, noise=a.noise)
+    cfg = TrainConfig(canvases=a.canvases, ar_weight=a.ar_weight, noise=a.noise, canvas_weight=a.canvas_weight,
+                      ar_positions=a.ar_positions)
     res: dict = {"command": "python benchmarks/train_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                  "cpu_bf16": cpu_has_bf16(), "threads": a.threads, "size": a.size, "batch": a.batch,
-                 "canvases": a.canvases, "ar_weight": a.ar_weight, "noise": a.noise, "variants": {}}
+                 "canvases": a.canvases, "ar_weight": a.ar_weight, "noise": a.noise, "canvas_weight": a.canvas_weight,
+                 "ar_positions": a.ar_positions, "variants": {}}
     for variant in a.variants.split(","):
         engine, dtype, *rest = variant.split("-")
         torch.manual_seed(0)

@@ -72,6 +72,7 @@ class TrainConfig:
     noise: str = "uniform"  # uniform (DiffusionGemma's) or mask (absorbing <mask>); written to generation_config
     t_dist: str = "uniform"  # noise level: uniform, or high (t = sqrt(u))
     ar_weight: float = 0.0  # weight of the encoder's next-token loss (0: off)
+    canvas_weight: float = 1.0  # weight of the canvas (denoising) loss; 0: the decoder is not run (next-token only)
     ar_positions: int = 48  # prompt positions per row it is taken on (0: all)
     ar_middle: bool = True  # also on the middle appended after the prompt (the FIM task, causally)
     compile: bool = True  # lean engine: torch.compile its pieces (needs a C compiler; ~45 s once per process)
@@ -249,7 +250,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     if rank == 0:
         log(f"size={cfg.size} text params={n_params / 1e6:.2f}M vocab={len(tok)} device={device} "
             f"threads={torch.get_num_threads()} engine={cfg.engine} bf16={use_bf16} world={world} "
-            f"noise={cfg.noise} t_dist={cfg.t_dist} ar_weight={cfg.ar_weight}")
+            f"noise={cfg.noise} t_dist={cfg.t_dist} ar_weight={cfg.ar_weight} canvas_weight={cfg.canvas_weight}")
     vocab = len(tok)
     tok_ids = {"vocab": vocab, "eos": tok.eos_id, "pad": tok.pad_id, "mask": tok.get_vocab()[MASK]}
     start = time.time()

@@ -75,6 +75,29 @@ def test_lean_loss_and_gradients_match_transformers(shape, recipe):
             assert (g - mine).abs().max().item() <= 1e-4 * scale + 1e-7, name
 
 
+def test_next_token_only_step_runs_no_decoder_and_keeps_the_next_token_gradient():
+    """--canvas-weight 0: the loss is the next-token loss alone; the decoder is never called and
+    the gradient is the full step's next-token part (the full step minus its canvas-only step)."""
+    model = _model(SHAPES["gqa-top2"])
+    calls = []
+
+    class Counting(LeanForward):
+        def decode(self, *a, **k):
+            calls.append(1)
+            return super().decode(*a, **k)
+
+    only = TrainConfig(canvases=2, noise="mask", ar_weight=0.5, ar_positions=5, canvas_weight=0.0)
+    closs, aloss, g_only = _grads(model, Counting(model), only, True)
+    assert calls == [] and float(closs) == 0.0 and float(aloss) > 0
+    full = _grads(model, LeanForward(model), TrainConfig(canvases=2, noise="mask", ar_weight=0.5, ar_positions=5), True)
+    canvas = _grads(model, LeanForward(model), TrainConfig(canvases=2, noise="mask", ar_weight=0.0), True)
+    assert torch.allclose(full[1], aloss)
+    for name, g in g_only.items():
+        want = full[2][name] - canvas[2].get(name, torch.zeros_like(g))
+        assert (g - want).abs().max().item() <= 1e-4 * (want.abs().max().item() + 1e-8) + 1e-6, name
+    assert g_only and not any("self_conditioning" in n for n in g_only)  # the decoder-only block
+
+
 def test_compiled_lean_forward_matches_eager():
     model = _model(SHAPES["tiny-like"])
     cfg = TrainConfig(canvases=2, ar_weight=1.0, ar_positions=4)

@@ -164,19 +164,25 @@ def step_losses(fwd, batch: dict, cfg: "TrainConfig", tok_ids: dict, step: int, 
     lens = batch["prompt_lens"].to(ids.device)
     enc = fwd.encode(ids, want_hidden=want_ar)
     x0 = batch["canvas"].repeat_interleave(k, 0)
-    gen = noise_mod.step_generator(cfg.seed, step)
-    cor = noise_mod.corrupt(x0, cfg.noise, cfg.t_dist, vocab, mask_id, gen, offset=start * k,
-                            total=(total_rows or x0.shape[0] // k) * k)
-    sc = None
-    if use_sc:
-        with torch.no_grad():
-            sc = fwd.decode(cor.xt, enc, lens, None, repeat=k).detach()
-    h = fwd.decode(cor.xt, enc, lens, sc, repeat=k, hidden=True)
-    w = loss_weights(x0, eos_id, cfg.eos_weight)
-    if cfg.noise == "mask":  # absorbing: only the masked positions are predicted
-        w = w * cor.hit.float()
-    num = fwd.weighted_ce(h, x0, w)
-    den = w.sum().detach()
+    canvas_w = getattr(cfg, "canvas_weight", 1.0)
+    if canvas_w > 0:
+        gen = noise_mod.step_generator(cfg.seed, step)
+        cor = noise_mod.corrupt(x0, cfg.noise, cfg.t_dist, vocab, mask_id, gen, offset=start * k,
+                                total=(total_rows or x0.shape[0] // k) * k)
+        sc = None
+        if use_sc:
+            with torch.no_grad():
+                sc = fwd.decode(cor.xt, enc, lens, None, repeat=k).detach()
+        h = fwd.decode(cor.xt, enc, lens, sc, repeat=k, hidden=True)
+        w = loss_weights(x0, eos_id, cfg.eos_weight)
+        if cfg.noise == "mask":  # absorbing: only the masked positions are predicted
+            w = w * cor.hit.float()
+        num = fwd.weighted_ce(h, x0, w)
+        den = w.sum().detach()
+    else:  # next-token loss only: the decoder (the canvas) is not run at all
+        num = torch.zeros((), device=ids.device)
+        den = torch.zeros((), device=ids.device)
+        use_sc = False
     ar_num = torch.zeros((), device=ids.device)
     ar_den = torch.zeros((), device=ids.device)
     if want_ar:
@@ -186,9 +192,9 @@ def step_losses(fwd, batch: dict, cfg: "TrainConfig", tok_ids: dict, step: int, 
         ar_den = torch.tensor(float(len(rows)), device=ids.device)
     if reduce is not None:
         den, ar_den = reduce(den.clone()), reduce(ar_den.clone())
-    loss = num / den.clamp_min(1.0) + (cfg.ar_weight * ar_num / ar_den.clamp_min(1.0) if want_ar else 0.0)
+    loss = canvas_w * num / den.clamp_min(1.0) + (cfg.ar_weight * ar_num / ar_den.clamp_min(1.0) if want_ar else 0.0)
     loss.backward()
-    n_tok = int(sum(enc_lens)) + x0.numel() * (2 if use_sc else 1)
+    n_tok = int(sum(enc_lens)) + (x0.numel() * (2 if use_sc else 1) if canvas_w > 0 else 0)
     return (num / den.clamp_min(1.0)).detach(), (ar_num / ar_den.clamp_min(1.0)).detach(), n_tok
 
 
