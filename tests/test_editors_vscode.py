@@ -176,7 +176,7 @@ def test_real_vscode_ghost_text_cycling_rewrite_and_bad_setting(built, tmp_path)
         # sample.py: `return a + b` (line 5), `message = "hello " + name` (line 9), `total = add(1, 2)`
         cfg = {"url": f"http://127.0.0.1:{port}/?folder={work}", "file": str(sample), "settings": str(settings),
                "original": SAMPLE, "positions": [[5, 17], [9, 31]], "selection": [9, 15, 30],
-               "result": str(tmp_path / "result.json"), "timeout_ms": 180_000, "ghost_wait_s": 30, "chromium": CHROMIUM}
+               "result": str(tmp_path / "result.json"), "timeout_ms": 180_000, "ghost_wait_s": 60, "chromium": CHROMIUM}
         (tmp_path / "config.json").write_text(json.dumps(cfg))
         t = time.monotonic()
         run = subprocess.run([sys.executable, str(VSCODE_DATA / "driver.py"), str(tmp_path / "config.json")],

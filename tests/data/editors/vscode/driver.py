@@ -67,12 +67,17 @@ def main(config_path: str) -> None:
             res["status_bar"] = page.inner_text(".statusbar-item:has-text('dg-lsp')")
             step("extension active")
             # the server is up (status item), then the model: wait for the ready state
+            # (code-server may hand the extension its user settings only after activation: a first
+            # launch can fail before dgLsp.server.path applies, and the change restarts the server)
             deadline = time.time() + timeout / 1000
-            while time.time() < deadline:
+            ready = False
+            while time.time() < deadline and not ready:
                 label = page.get_attribute(".statusbar-item:has-text('dg-lsp')", "aria-label") or ""
-                if "ready" in label or "sparkle" in page.inner_html(".statusbar-item:has-text('dg-lsp')"):
-                    break
+                ready = "ready" in label or "sparkle" in page.inner_html(".statusbar-item:has-text('dg-lsp')")
                 time.sleep(0.5)
+            res["status_bar_ready"] = page.get_attribute(".statusbar-item:has-text('dg-lsp')", "aria-label")
+            if not ready:
+                raise RuntimeError(f"the model was not ready in {timeout / 1000:.0f} s: {res['status_bar_ready']!r}")
             step("model ready")
 
             def goto(line: int, col: int) -> None:
@@ -98,16 +103,25 @@ def main(config_path: str) -> None:
             for line, col in cfg["positions"]:
                 goto(line, col)
                 command("Trigger Inline Suggestion")  # editor.action.inlineSuggest.trigger: an invoked request
-                t_end = time.time() + cfg.get("ghost_wait_s", 30)
+                wait = cfg.get("ghost_wait_s", 30)
+                t_end = time.time() + wait
+                t_retrigger = time.time() + wait / 6
                 first = ""
                 typed = False
                 while time.time() < t_end and not first:
                     time.sleep(0.2)
                     first = ghost()
-                    if not first and not typed and time.time() > t_end - cfg.get("ghost_wait_s", 30) / 2:
+                    if first:
+                        break
+                    if not typed and time.time() > t_end - wait / 2:
                         page.keyboard.type(" ")  # as a user types: an automatic request
                         typed = True
                         res["typed"] = " "
+                        t_retrigger = time.time() + wait / 6
+                    elif time.time() > t_retrigger:  # an empty answer (e.g. a server restarted meanwhile)
+                        command("Trigger Inline Suggestion")  # is not asked again until something changes
+                        res["retriggered"] = res.get("retriggered", 0) + 1
+                        t_retrigger = time.time() + wait / 6
                 if not first:
                     res["log"].append(f"no ghost text at {line}:{col}")
                     page.screenshot(path=str(out.with_name(f"no-ghost-{line}-{col}.png")))
