@@ -82,6 +82,7 @@ class TrainConfig:
     # (dg_lsp.context.crossfile), within cross_file_tokens tokens; 0: none (the layout of the embedded model)
     cross_file: float = 0.0
     cross_file_tokens: int = 128
+    cross_file_batches: bool = False  # cross_file is the share of whole batches, not of rows (less padding)
     init_from: str = ""  # --resume without OUT/state.pt: start from this committed compact state (model/resume.py)
     decay_steps: int = 0  # wsd: after the stable phase, this many steps decaying linearly to min_lr_frac,
     # exported as the checkpoint; state.pt keeps the stable weights for the next stint
@@ -195,7 +196,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     # data first: the worker processes fork before any CUDA initialisation
     records = load_records(Path(cfg.corpus), int(cfg.corpus_mb * 1e6))
     _SAMPLER = ExampleSampler(records, tok, canvas_length, cfg.prefix_tokens, cfg.suffix_tokens,
-                              cross_file=cfg.cross_file, cross_file_tokens=cfg.cross_file_tokens)
+                              cross_file=cfg.cross_file, cross_file_tokens=cfg.cross_file_tokens,
+                              cross_file_batches=cfg.cross_file_batches)
     if rank == 0:
         log(f"{len(records)} train files, {sum(len(r['text']) for r in records) / 1e6:.1f} MB")
     if compact is not None:

@@ -83,6 +83,34 @@ def test_sampler_draws_snippets_from_the_same_package():
     assert all(ExampleSampler(recs, tok, 32).sample(random.Random(i)).context == "" for i in range(10))
 
 
+def test_cross_file_batches_are_all_or_none_per_step():
+    """--cross-file-batches: the share is of whole steps; every row of a step (and of a rank's
+    slice of it) is asked for snippets or none is, and about the asked share of steps is."""
+    from model.examples import ExampleSampler, Tok
+
+    recs = [{"source": "pkg", "path": p.name, "lang": "python", "text": p.read_text()} for p in sorted(FILES.glob("*.py"))]
+    tok = Tok(TINY)
+    sampler = ExampleSampler(recs, tok, 32, cross_file=0.5, cross_file_tokens=96, cross_file_batches=True)
+    asked: list = []
+    draw = sampler.sample
+    sampler.sample = lambda rng, cross=None: (asked.append(cross), draw(rng, cross))[1]
+    steps, with_ctx, without_ctx = [], 0, 0
+    for step in range(24):
+        asked.clear()
+        rows = sampler.batch(0, step, 6)
+        assert len(set(asked)) == 1 and asked[0] is not None, asked  # one decision per step
+        decided = asked[0]
+        asked.clear()
+        sampler.batch(0, step, 3, start=3)  # a data-parallel rank's slice of the same step agrees
+        assert set(asked) == {decided}
+        steps.append(decided)
+        n = sum(bool(ex.context) for ex in rows)
+        with_ctx += n if decided else 0
+        without_ctx += 0 if decided else n
+    assert 4 <= sum(steps) <= 20, steps
+    assert with_ctx > 0 and without_ctx == 0
+
+
 async def test_server_shows_and_uses_snippets(client: LanguageClient, tmp_path):
     for f in FILES.glob("*.py"):
         shutil.copy(f, tmp_path / f.name)

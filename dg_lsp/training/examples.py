@@ -184,11 +184,14 @@ class ExampleSampler:
 
     def __init__(self, records: list[dict], tok: Any, canvas_length: int,
                  prefix_tokens: int = 128, suffix_tokens: int = 64, max_middle_chars: int | None = None,
-                 cross_file: float = 0.0, cross_file_tokens: int = 128):
+                 cross_file: float = 0.0, cross_file_tokens: int = 128, cross_file_batches: bool = False):
         """``cross_file``: the share of examples whose prompt starts with snippets of up to
-        ``CROSS_FILE_SOURCES`` other files of the same package (record ``source``)."""
+        ``CROSS_FILE_SOURCES`` other files of the same package (record ``source``); with
+        ``cross_file_batches`` the share of whole batches (every row of a step, on every rank), so
+        the other batches are not padded to a cross-file prompt's length."""
         self.records = records
         self.cross_file, self.cross_file_tokens = cross_file, cross_file_tokens
+        self.cross_file_batches = cross_file_batches
         self.by_source: dict[str, list[int]] = {}
         for i, r in enumerate(records):
             self.by_source.setdefault(r.get("source", ""), []).append(i)
@@ -202,7 +205,9 @@ class ExampleSampler:
             total += len(r["text"])
             self.cum.append(total)
 
-    def sample(self, rng: random.Random) -> Example:
+    def sample(self, rng: random.Random, cross: bool | None = None) -> Example:
+        """One example; ``cross`` (None: drawn with probability ``cross_file``) says whether its
+        prompt gets cross-file snippets."""
         for _ in range(8):
             k = bisect.bisect_right(self.cum, rng.randrange(self.cum[-1]))
             rec = self.records[k]
@@ -210,7 +215,7 @@ class ExampleSampler:
             if len(middle) <= self.max_middle_chars:
                 break
         sources: list[tuple[str, str]] = []
-        if self.cross_file > 0 and rng.random() < self.cross_file:
+        if self.cross_file > 0 and (rng.random() < self.cross_file if cross is None else cross):
             others = [i for i in self.by_source.get(rec.get("source", ""), []) if i != k]
             for i in rng.sample(others, min(CROSS_FILE_SOURCES, len(others))):
                 sources.append((self.records[i].get("path", ""), self.records[i]["text"]))
@@ -220,7 +225,10 @@ class ExampleSampler:
     def batch(self, seed: int, step: int, size: int, start: int = 0) -> list[Example]:
         """Examples ``start .. start+size`` of step ``step``: each a pure function of
         (seed, step, index), so a data-parallel rank draws just its share of a global batch."""
-        return [self.sample(random.Random((seed * 1_000_003 + step) * 65_536 + i)) for i in range(start, start + size)]
+        cross = None
+        if self.cross_file_batches and self.cross_file > 0:
+            cross = random.Random((seed * 1_000_003 + step) * 65_536 - 1).random() < self.cross_file
+        return [self.sample(random.Random((seed * 1_000_003 + step) * 65_536 + i), cross) for i in range(start, start + size)]
 
 
 def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
