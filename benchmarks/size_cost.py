@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import tempfile
@@ -22,13 +23,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-
-def _prod(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -59,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
             n_params = 0
             for f in Path(tmp).glob("*.safetensors"):
                 with safe_open(f, "pt") as st:
-                    n_params += sum(_prod(st.get_slice(k).get_shape()) for k in st.keys() if "vision" not in k)
+                    n_params += sum(math.prod(st.get_slice(k).get_shape()) for k in st.keys() if "vision" not in k)
             row = {"shape": SIZES[size].__dict__, "text_params_m": round(n_params / 1e6, 2)}
             for chars in (700, 1400):
                 enc, tok, step = [], [], []

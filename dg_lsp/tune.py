@@ -163,6 +163,7 @@ class TuneConfig:
     eos_weight: float = 0.25
     self_cond: float = 0.5
     ar_weight: float = 0.0
+    canvas_weight: float = 1.0
     ar_positions: int = 48
     ar_middle: bool = True
     # bf16 autocast ("auto": where the CPU has native bf16 GEMMs) grows the process by ~20 MB a

@@ -225,10 +225,11 @@ class ExampleSampler:
     def batch(self, seed: int, step: int, size: int, start: int = 0) -> list[Example]:
         """Examples ``start .. start+size`` of step ``step``: each a pure function of
         (seed, step, index), so a data-parallel rank draws just its share of a global batch."""
+        base = (seed * 1_000_003 + step) * 65_536
         cross = None
         if self.cross_file_batches and self.cross_file > 0:
-            cross = random.Random((seed * 1_000_003 + step) * 65_536 - 1).random() < self.cross_file
-        return [self.sample(random.Random((seed * 1_000_003 + step) * 65_536 + i), cross) for i in range(start, start + size)]
+            cross = random.Random(base - 1).random() < self.cross_file
+        return [self.sample(random.Random(base + i), cross) for i in range(start, start + size)]
 
 
 def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:

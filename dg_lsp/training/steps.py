@@ -164,7 +164,7 @@ def step_losses(fwd, batch: dict, cfg: "TrainConfig", tok_ids: dict, step: int, 
     lens = batch["prompt_lens"].to(ids.device)
     enc = fwd.encode(ids, want_hidden=want_ar)
     x0 = batch["canvas"].repeat_interleave(k, 0)
-    canvas_w = getattr(cfg, "canvas_weight", 1.0)
+    canvas_w = cfg.canvas_weight
     if canvas_w > 0:
         gen = noise_mod.step_generator(cfg.seed, step)
         cor = noise_mod.corrupt(x0, cfg.noise, cfg.t_dist, vocab, mask_id, gen, offset=start * k,
@@ -182,7 +182,6 @@ def step_losses(fwd, batch: dict, cfg: "TrainConfig", tok_ids: dict, step: int, 
     else:  # next-token loss only: the decoder (the canvas) is not run at all
         num = torch.zeros((), device=ids.device)
         den = torch.zeros((), device=ids.device)
-        use_sc = False
     ar_num = torch.zeros((), device=ids.device)
     ar_den = torch.zeros((), device=ids.device)
     if want_ar:
