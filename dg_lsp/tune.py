@@ -25,12 +25,13 @@ import json
 import math
 import os
 import shutil
+import stat as stat_mod
 import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__", ".mypy_cache", ".tox",
              "dist", "build", "target", ".cache", ".idea", ".vscode", "site-packages"}
@@ -80,47 +81,109 @@ def _skip_reason(data: bytes) -> str:
     return ""
 
 
-def workspace_files(root: str | Path, max_mb: float = DEFAULT_MAX_MB) -> tuple[list[WorkspaceFile], dict[str, int]]:
-    """The workspace's source files and how many were skipped for what."""
+@dataclass
+class SourceCandidate:
+    """A file of a grammar's language met by ``walk_sources``: ``why`` is the reason to skip it
+    that is known before reading (``""``: read it with ``read_source``)."""
+
+    path: Path  # absolute, as walked (the workspace root resolved, then the relative path)
+    rel: str  # relative to the workspace, posix
+    spec: Any  # the language (``dg_lsp.context.languages.LanguageSpec``)
+    why: str = ""
+    real: Path | None = None  # where it resolves (itself unless a symlink)
+    stat: os.stat_result | None = None  # of ``real`` at the walk
+
+
+def walk_sources(root: str | Path, *, should_stop: Callable[[], bool] | None = None) -> Iterator[SourceCandidate]:
+    """The files under ``root`` whose extension is a grammar's language, in a stable (sorted)
+    order, each with the reason to skip it known without reading it: a symlink out of the
+    workspace, ignored by git or the root's .gitignore, not a regular file, or huge. Directories
+    in ``SKIP_DIRS`` or hidden are not entered, symlinked directories never; ``should_stop``
+    (checked per directory) ends the walk early."""
     from dg_lsp.context import registry
 
     root = Path(root).resolve()
     reg = registry()
     ignored = _gitignored(root)
-    out: list[WorkspaceFile] = []
-    skipped: dict[str, int] = {}
-    total = 0
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        if should_stop is not None and should_stop():
+            return
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
         for name in sorted(filenames):
-            p = Path(dirpath) / name
-            rel = p.relative_to(root).as_posix()
-            spec = reg.for_path(str(p))
+            spec = reg.for_path(name)
             if spec is None:
                 continue
-            why = ""
+            p = Path(dirpath) / name
+            rel = p.relative_to(root).as_posix()
+            why, real, st = "", None, None
             try:
                 real = p.resolve()
                 if real != p and root not in real.parents:
                     why = "outside the workspace"  # a symlink out of it
                 elif ignored is not None and ignored(rel):
                     why = "ignored"
-                elif p.stat().st_size > MAX_FILE_BYTES:
-                    why = "huge"
-            except OSError:
+                else:
+                    st = os.stat(real)
+                    if not stat_mod.S_ISREG(st.st_mode):
+                        why = "not a regular file"
+                    elif st.st_size > MAX_FILE_BYTES:
+                        why = "huge"
+            except (OSError, RuntimeError, ValueError):
                 why = "unreadable"
-            if not why:
-                data = p.read_bytes()
-                why = _skip_reason(data)
-            if why:
-                skipped[why] = skipped.get(why, 0) + 1
-                continue
-            text = data.decode("utf-8", "replace")
-            if total + len(data) > max_mb * 1e6:
-                skipped["over the size budget"] = skipped.get("over the size budget", 0) + 1
-                continue
-            total += len(data)
-            out.append(WorkspaceFile(rel, spec.name, text))
+            yield SourceCandidate(p, rel, spec, why, real, st)
+
+
+def read_source(c: SourceCandidate) -> tuple[bytes | None, str, os.stat_result | None]:
+    """(bytes, "", stat of what was read) for a candidate worth reading, else (None, why, stat).
+    The resolved path is opened without following a symlink (one swapped in since the walk is
+    not read) and without blocking, only a regular file is read, and at most ``MAX_FILE_BYTES``
+    + 1 bytes of it; a file that vanished or cannot be read is "unreadable"."""
+    if c.why or c.real is None:
+        return None, c.why or "unreadable", c.stat
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(c.real, flags)
+    except OSError:
+        return None, "unreadable", c.stat
+    try:
+        st = os.fstat(fd)
+        if not stat_mod.S_ISREG(st.st_mode):
+            return None, "not a regular file", st
+        if st.st_size > MAX_FILE_BYTES:
+            return None, "huge", st
+        chunks, left = [], MAX_FILE_BYTES + 1
+        while left > 0:
+            b = os.read(fd, min(left, 1 << 20))
+            if not b:
+                break
+            chunks.append(b)
+            left -= len(b)
+    except OSError:
+        return None, "unreadable", c.stat
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > MAX_FILE_BYTES:
+        return None, "huge", st
+    why = _skip_reason(data)
+    return (None, why, st) if why else (data, "", st)
+
+
+def workspace_files(root: str | Path, max_mb: float = DEFAULT_MAX_MB) -> tuple[list[WorkspaceFile], dict[str, int]]:
+    """The workspace's source files and how many were skipped for what."""
+    out: list[WorkspaceFile] = []
+    skipped: dict[str, int] = {}
+    total = 0
+    for c in walk_sources(root):
+        data, why, _ = read_source(c)
+        if data is None:
+            skipped[why] = skipped.get(why, 0) + 1
+            continue
+        if total + len(data) > max_mb * 1e6:
+            skipped["over the size budget"] = skipped.get("over the size budget", 0) + 1
+            continue
+        total += len(data)
+        out.append(WorkspaceFile(c.rel, c.spec.name, data.decode("utf-8", "replace")))
     return out, skipped
 
 
