@@ -1,0 +1,187 @@
+"""Mixing the memories into each decoding step.
+
+A ``Memory`` is what one request may read: scopes (the open document, other open documents,
+the workspace), each a ``TokenIndex`` with the spans it must not read (an open document's file
+in the workspace index: the buffer replaces the disk). A ``Cursor`` follows one sequence being
+decoded (the prefix's last tokens, then each token drafted) and turns the model's next-token
+distribution ``p`` into
+
+    p' = (1 - sum_s l_s) p + sum_s l_s q_s
+
+where ``q_s`` is scope ``s``'s next-token distribution after the longest suffix of the sequence
+that occurs in it, and ``l_s`` its weight: ``weight_s * ramp(k)`` for a match of ``k`` tokens
+(0 under ``min_length``, rising to ``weight_s`` at ``min_length + ramp - 1``). Where the memories
+are silent the model's distribution is untouched; the mixed probabilities are what the draft's
+argmax, its cut and the confidence read. ``MixParams`` defaults were chosen on a dev cut of the
+held-out packages (``benchmarks/memory.py``, docs/memory.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from dg_lsp.memory.index import MAX_MATCH, Match, TokenIndex
+
+SCOPES = ("document", "open", "workspace")
+
+
+@dataclass(frozen=True)
+class MixParams:
+    """How much a scope's match is trusted (chosen on the dev cut, docs/memory.md)."""
+
+    weights: tuple[tuple[str, float], ...] = (("document", 0.5), ("open", 0.4), ("workspace", 0.4))
+    min_length: int = 1  # matches shorter than this are not used
+    ramp: int = 1  # tokens of match over which the weight rises to its full value
+    max_total: float = 0.9  # the memories' weights together never exceed this
+    # the causal draft's cuts while a memory is mixed in (the checkpoint's own, draft_cut 0.1 and
+    # draft_short_cut 0.01 for the embedded model, were chosen without one): dev cut, docs/memory.md
+    draft_cut: float = 0.3
+    draft_short_cut: float = 0.02
+
+    def weight(self, scope: str) -> float:
+        return dict(self.weights).get(scope, 0.0)
+
+    def lam(self, scope: str, length: int) -> float:
+        if length < self.min_length or length <= 0:
+            return 0.0
+        return self.weight(scope) * min(1.0, (length - self.min_length + 1) / max(1, self.ramp))
+
+
+@dataclass
+class Scope:
+    name: str
+    index: TokenIndex
+    exclude: np.ndarray | None = None  # (m, 2) spans of ``index.tokens`` not to read
+
+
+@dataclass
+class Memory:
+    """The scopes one request reads, and how they are mixed."""
+
+    scopes: list[Scope]
+    params: MixParams = field(default_factory=MixParams)
+
+    def cursor(self, context: Sequence[int]) -> "Cursor":
+        return Cursor(self, list(context[-MAX_MATCH:]))
+
+    def describe(self) -> dict:
+        return {s.name: {"tokens": s.index.n_tokens, "sequences": len(s.index.starts)} for s in self.scopes}
+
+
+@dataclass
+class Evidence:
+    """What the memories said about one decoded token."""
+
+    length: int = 0  # the longest match among the scopes that had one
+    agreed: bool = False  # a scope's most frequent next token was this token
+    supplied: bool = False  # the memories gave this token more probability than the model did
+
+
+class Cursor:
+    """One decoded sequence's matches, per scope, advanced token by token (``push``)."""
+
+    def __init__(self, memory: Memory, context: list[int]):
+        self.memory = memory
+        self.context = context
+        self.matches: list[Match] = [s.index.match(context, exclude=s.exclude) for s in memory.scopes]
+        self.evidence: list[Evidence] = []
+        self._last: tuple[torch.Tensor, list[tuple[np.ndarray, np.ndarray, float, int]]] | None = None
+
+    def fork(self) -> "Cursor":
+        c = Cursor.__new__(Cursor)
+        c.memory, c.context, c.matches = self.memory, list(self.context), list(self.matches)
+        c.evidence, c._last = list(self.evidence), self._last
+        return c
+
+    def mix(self, probs: torch.Tensor) -> torch.Tensor:
+        """``probs`` (V,) float32, the model's next-token distribution -> the mixed one (a new tensor
+        when a memory speaks, else ``probs`` itself)."""
+        parts = []
+        total = 0.0
+        params = self.memory.params
+        for scope, m in zip(self.memory.scopes, self.matches):
+            lam = params.lam(scope.name, m.length) if m.found else 0.0
+            if lam <= 0.0:
+                continue
+            ids, counts = scope.index.next_counts(m)
+            ok = ids < probs.shape[-1]
+            ids, counts = ids[ok], counts[ok]
+            if not len(ids):
+                continue
+            parts.append((ids, counts / counts.sum(), lam, m.length))
+            total += lam
+        self._last = (probs, parts)
+        if not parts:
+            return probs
+        scale = min(1.0, params.max_total / total) if total > 0 else 1.0
+        out = probs * (1.0 - total * scale)
+        for ids, q, lam, _ in parts:
+            out.index_add_(0, torch.from_numpy(ids).to(out.device),
+                           torch.from_numpy(q * lam * scale).to(dtype=out.dtype, device=out.device))
+        return out
+
+    def push(self, token: int) -> None:
+        """``token`` was decoded: record the memories' evidence for it and advance every match."""
+        token = int(token)
+        ev = Evidence()
+        if self._last is not None:
+            probs, parts = self._last
+            mem = 0.0
+            for ids, q, lam, length in parts:
+                ev.length = max(ev.length, length)
+                hit = np.flatnonzero(ids == token)
+                if len(hit):
+                    mem += lam * float(q[hit[0]])
+                    ev.agreed = ev.agreed or int(ids[int(np.argmax(q))]) == token
+            ev.supplied = mem > float(probs[token]) * (1.0 - sum(p[2] for p in parts))
+        self.evidence.append(ev)
+        self._last = None
+        self.context.append(token)
+        if len(self.context) > 4 * MAX_MATCH:
+            del self.context[: -MAX_MATCH]
+        self.matches = [s.index.advance(m, token, self.context, exclude=s.exclude)
+                        for s, m in zip(self.memory.scopes, self.matches)]
+
+    def summary(self, n: int | None = None) -> dict:
+        """The evidence over the first ``n`` decoded tokens (all when None)."""
+        ev = self.evidence if n is None else self.evidence[:n]
+        k = len(ev)
+        return {
+            "tokens": k,
+            "supplied": sum(e.supplied for e in ev),
+            "agreed": sum(e.agreed for e in ev),
+            "mean_length": (sum(e.length for e in ev) / k) if k else 0.0,
+        }
+
+
+
+class MemoryHook:
+    """The memories in a denoising loop (a sampler ``logits_hook``, for canvases: checkpoints
+    that answer by denoising, the real DiffusionGemma among them): each row's positions, left to
+    right, get ``Cursor.mix`` of their distribution, the cursor following the row's current
+    best tokens (``argmax``) up to its first EOS."""
+
+    def __init__(self, cursor: Cursor, eos_ids: Sequence[int]):
+        self.cursor = cursor
+        self.eos = set(int(i) for i in eos_ids)
+        self.last: Cursor | None = None  # the first row's cursor after the latest step
+
+    def __call__(self, logits: torch.Tensor, argmax: torch.Tensor) -> None:
+        rows, length, _ = logits.shape
+        for r in range(rows):
+            c = self.cursor.fork()
+            best = argmax[r].tolist()
+            for i in range(length):
+                p = logits[r, i].float().softmax(-1)
+                q = c.mix(p)
+                if q is not p:
+                    logits[r, i] = q.clamp_min(1e-30).log().to(logits.dtype)
+                if best[i] in self.eos:
+                    break
+                c.push(best[i])
+            if r == 0:
+                self.last = c
