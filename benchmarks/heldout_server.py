@@ -77,8 +77,12 @@ def _capabilities():
 
 
 async def run_holes(model: str | Path, holes: Sequence[Hole], *, threads: int = 1, timeout: float = 300.0,
-                    log_level: str = "warning", progress: Callable[[int, int], None] | None = None) -> list[dict]:
-    """One server process; per hole: the first inlineCompletion item (``answer``, ``replace``)."""
+                    log_level: str = "warning", progress: Callable[[int, int], None] | None = None,
+                    options: dict | None = None, root: Path | None = None, automatic: bool = False) -> list[dict]:
+    """One server process; per hole: the first inlineCompletion item (``answer``, ``replace``).
+    ``options``: more initializationOptions; ``root``: a workspace folder where each hole's file is
+    (opened at its path there, the editor's buffer without the middle; the server's workspace
+    memory indexes the folder); ``automatic``: automatic requests (the confidence gate applies)."""
     from lsprotocol import types
     from pytest_lsp import make_test_lsp_client
 
@@ -87,18 +91,27 @@ async def run_holes(model: str | Path, holes: Sequence[Hole], *, threads: int = 
     await client.start_io(*server_command(model, log_level), env=env, cwd=str(ROOT))
     rows: list[dict] = []
     try:
+        folders = [types.WorkspaceFolder(uri=root.as_uri(), name=root.name)] if root is not None else None
         await asyncio.wait_for(client.initialize_session(types.InitializeParams(
-            capabilities=_capabilities(), initialization_options={"threads": threads, "alternatives": 1})), timeout)
+            capabilities=_capabilities(), root_uri=root.as_uri() if root is not None else None,
+            workspace_folders=folders,
+            initialization_options={"threads": threads, "alternatives": 1, "automaticAlternatives": 1,
+                                    **(options or {})})), timeout)
+        if root is not None and (options or {}).get("memory", "auto") != "off":
+            await _wait_indexed(client, timeout)
         for i, h in enumerate(holes):
             text = h.doc_text
-            uri = f"file:///heldout/{i:04d}/{_safe(h.source.replace('/', '_'))}/{_safe(h.path)}"
+            uri = (root / h.path).as_uri() if root is not None else \
+                f"file:///heldout/{i:04d}/{_safe(h.source.replace('/', '_'))}/{_safe(h.path)}"
             client.text_document_did_open(types.DidOpenTextDocumentParams(
                 text_document=types.TextDocumentItem(uri=uri, language_id=h.lang, version=1, text=text)))
             pos = position_of(text, h.offset)
             t0 = time.perf_counter()
             res = await asyncio.wait_for(client.text_document_inline_completion_async(types.InlineCompletionParams(
                 text_document=types.TextDocumentIdentifier(uri=uri), position=pos,
-                context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked))), timeout)
+                context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic
+                                                      if automatic else types.InlineCompletionTriggerKind.Invoked))),
+                timeout)
             ms = (time.perf_counter() - t0) * 1000
             items = (res.items if isinstance(res, types.InlineCompletionList) else res) or []
             answer, replace, at_cursor = "", 0, True
@@ -129,13 +142,57 @@ async def run_holes(model: str | Path, holes: Sequence[Hole], *, threads: int = 
     return rows
 
 
+async def _wait_indexed(client, timeout: float) -> None:
+    """Until the server's workspace memory has published its first index."""
+    from lsprotocol import types
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        st = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="dg-lsp.status"))
+        ws = (st.get("memory") or {}).get("workspace") if isinstance(st, dict) else None
+        if ws and ws.get("state") in ("ready", "error") and ws.get("generation", 1):
+            return
+        await asyncio.sleep(0.2)
+
+
+def write_workspaces(records: Sequence[dict], dest: Path) -> dict[str, Path]:
+    """Each held-out package's files under ``dest/<source>/`` (the author's text: the server's
+    buffer, the file without the middle, replaces the hole's own file). Returns source -> folder."""
+    out = {}
+    for r in records:
+        folder = dest / _safe(r["source"].replace("/", "_"))
+        p = folder / r["path"]
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(r["text"], encoding="utf-8")
+        out[r["source"]] = folder
+    return out
+
+
 def evaluate(model: str | Path, holes: Sequence[Hole], *, threads: int = 1, timeout: float = 300.0,
-             progress: Callable[[int, int], None] | None = None) -> dict:
-    """Run the holes through the server and score them: rows (one per hole) and the summary."""
+             progress: Callable[[int, int], None] | None = None, options: dict | None = None,
+             workspace: Path | None = None, records: Sequence[dict] = (), automatic: bool = False) -> dict:
+    """Run the holes through the server and score them: rows (one per hole) and the summary.
+    ``workspace``: a folder to write the held-out packages to; the holes of each package then run in
+    a server whose workspace is that package (one server per package)."""
     from model import heldout
 
     t0 = time.time()
-    rows = asyncio.run(run_holes(model, holes, threads=threads, timeout=timeout, progress=progress))
+    if workspace is None:
+        rows = asyncio.run(run_holes(model, holes, threads=threads, timeout=timeout, progress=progress,
+                                     options=options, automatic=automatic))
+    else:
+        folders = write_workspaces(records, workspace)
+        rows = [None] * len(holes)
+        for source, folder in folders.items():
+            idx = [i for i, h in enumerate(holes) if h.source == source]
+            if not idx:
+                continue
+            got = asyncio.run(run_holes(model, [holes[i] for i in idx], threads=threads, timeout=timeout,
+                                        options=options, root=folder, automatic=automatic))
+            for i, r in zip(idx, got):
+                rows[i] = r
+            if progress is not None:
+                progress(sum(r is not None for r in rows), len(holes))
     variants = {"server": ([r["answer"] for r in rows], [r["replace"] for r in rows])}
     scored = [{**h.brief(), **r, **heldout.score(h, r["answer"], r["replace"])} for h, r in zip(holes, rows)]
     ms = sorted(r["ms"] for r in rows) or [0.0]
@@ -164,8 +221,13 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_heldout_args(ap, ROOT, ROOT / "docs" / "bench" / "heldout-server.json")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per request (the first loads the model)")
+    ap.add_argument("--memory", choices=("auto", "off"), default="auto", help="the memory setting (default: auto)")
+    ap.add_argument("--workspace", type=Path, default=None,
+                    help="write each held-out package here and serve its holes with it as the workspace")
+    ap.add_argument("--automatic", action="store_true",
+                    help="automatic requests: what the confidence gate shows (shown share, precision)")
     a = ap.parse_args(argv)
-    from model.heldout import cut_heldout_holes
+    from model.heldout import cut_heldout_holes, load_records
 
     holes = cut_heldout_holes(a.corpus, per_kind=a.per_kind, seed=a.seed)
     if not holes:
@@ -178,7 +240,10 @@ def main(argv: list[str] | None = None) -> None:
 
     res = {"command": "python benchmarks/heldout_server.py " + " ".join(argv if argv is not None else sys.argv[1:]),
            "model": a.model, "per_kind": a.per_kind, "seed": a.seed, "threads": a.threads,
-           **evaluate(a.model, holes, threads=a.threads, timeout=a.timeout, progress=progress)}
+           "memory": a.memory, "workspace": a.workspace is not None, "automatic": a.automatic,
+           **evaluate(a.model, holes, threads=a.threads, timeout=a.timeout, progress=progress,
+                      options={"memory": a.memory}, workspace=a.workspace,
+                      records=load_records(a.corpus) if a.workspace is not None else (), automatic=a.automatic)}
     write_report(a.out, res, markdown(res))
 
 

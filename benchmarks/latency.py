@@ -88,7 +88,9 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def typing_replay(args) -> dict:
+async def typing_replay(args, memory: str | None = None) -> dict:
+    """The typing replay; ``memory``: the server's ``memory`` setting (None: its default), with
+    ``args.workspace`` (if any) as the workspace folder its memory indexes."""
     from lsprotocol import types
     from pygls.lsp.client import LanguageClient
 
@@ -104,8 +106,12 @@ async def typing_replay(args) -> dict:
     client = LanguageClient("dg-lsp-bench", "1")
     t_spawn = time.perf_counter()
     await client.start_io(*cmd)
+    options = {"seed": 0, **({"memory": memory} if memory else {})}
+    ws = Path(args.workspace).resolve() if getattr(args, "workspace", None) else None
     await client.initialize_async(
-        types.InitializeParams(capabilities=types.ClientCapabilities(), initialization_options={"seed": 0})
+        types.InitializeParams(capabilities=types.ClientCapabilities(), initialization_options=options,
+                               root_uri=ws.as_uri() if ws else None,
+                               workspace_folders=[types.WorkspaceFolder(uri=ws.as_uri(), name=ws.name)] if ws else None)
     )
     client.initialized(types.InitializedParams())
     latencies: dict[str, list[float]] = {}
@@ -194,6 +200,7 @@ async def typing_replay(args) -> dict:
         "server_peak_rss_mb": rss,
         "server": status.get("stats"),
         "model": status.get("model"),
+        "memory": status.get("memory"),
     }
 
 
@@ -415,6 +422,9 @@ def main() -> None:
     ap.add_argument("--huge", action="store_true", help="also replay typing in a 20,000-line file")
     ap.add_argument("--log-file", default=None, help="server log file")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "bench" / "latency.json")
+    ap.add_argument("--memory-ab", action="store_true",
+                    help="replay typing with the memory off, then on (auto), one after the other, and report ratios")
+    ap.add_argument("--workspace", default=None, help="a workspace folder for the server (its memory indexes it)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     res = {
@@ -422,6 +432,17 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "device": args.device or "auto",
     }
+    if args.memory_ab:
+        off = asyncio.run(typing_replay(args, "off"))
+        on = asyncio.run(typing_replay(args, "auto"))
+        res["memory_ab"] = {"off": off, "auto": on, "ratio_p50": on["p50_ms"] / off["p50_ms"],
+                            "ratio_p99": on["p99_ms"] / off["p99_ms"], "workspace": args.workspace}
+        print(f"memory off: p50 {off['p50_ms']:.1f} p99 {off['p99_ms']:.1f} ms; memory auto: p50 {on['p50_ms']:.1f} "
+              f"p99 {on['p99_ms']:.1f} ms; ratio p50 {res['memory_ab']['ratio_p50']:.2f}x p99 "
+              f"{res['memory_ab']['ratio_p99']:.2f}x; RSS {off['server_peak_rss_mb']} -> {on['server_peak_rss_mb']} MB")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(res, indent=2, default=str) + "\n")
+        return
     if not args.skip_typing:
         res["typing"] = asyncio.run(typing_replay(args))
     if not args.skip_side_by_side:

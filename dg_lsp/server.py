@@ -246,6 +246,9 @@ class DgLanguageServer(LanguageServer):
         else:
             self.engine, self.load_error = engine, None
             log.info("model loaded: %s", engine.describe())
+            from dg_lsp.features.memory import ensure_workspace
+
+            ensure_workspace(self, engine)  # the workspace memory needs this model's tokenizer
             failed = getattr(engine, "tuned_error", None)
             if failed:
                 self.window_show_message(types.ShowMessageParams(
@@ -355,6 +358,9 @@ class DgLanguageServer(LanguageServer):
         if job is not None and job.proc is not None and job.proc.returncode is None:
             job.state = "cancelled"
             job.proc.kill()  # a tune does not outlive its server
+        from dg_lsp.features.memory import state
+
+        state(self).stop()
         self.worker.shutdown()
 
 

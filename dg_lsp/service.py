@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from dg_lsp.context import LanguageSpec, SyntaxDocument, completion_mode, cut_context
 from dg_lsp.confidence import RecentAnswers, judge
 from dg_lsp.context.checks import first_new_error, leaves_hole_broken, prime
 from dg_lsp.context.sticky import stabilize
+from dg_lsp.gate import features as gate_features
 from dg_lsp.engine import Engine, InfillResult
 from dg_lsp.engine.constraints import HookChain, for_engine
 from dg_lsp.engine.sampler import LogitsHook
@@ -135,6 +136,7 @@ def propose(
     recent: RecentAnswers | None = None,
     place: tuple[str, int] = ("", 0),
     cross_file: str = "",
+    memory: Any = None,
 ) -> Proposal:
     """Complete at ``offset``. ``hook``: a logits hook run before the constraints (tests script
     the model's proposal with it); ``syntax_aware=False`` turns constraints and repair off.
@@ -142,7 +144,8 @@ def propose(
     ``candidates`` > 1: that many canvases denoised together; the distinct non-empty ones are
     ranked by confidence, the best returned with the others as ``alternatives``. ``recent``:
     the server's recent answers, by ``place`` (document, line), for ``judge``. ``cross_file``:
-    snippets of other files for the head of the prompt (``cross_file_context``)."""
+    snippets of other files for the head of the prompt (``cross_file_context``). ``memory``: a
+    ``dg_lsp.memory.Memory`` mixed into every decoding step (``dg_lsp.memory.scopes.build_memory``)."""
     t0 = time.perf_counter()
     mode = completion_mode(doc, offset, invoked=invoked)
     if mode == "multi" and not settings.multiline:
@@ -156,8 +159,9 @@ def propose(
     doc.last_cut = c
     t_cut = time.perf_counter()
     check = check_window(doc, offset)
+    mid_line = bool(doc.text[doc.text.rfind("\n", 0, offset) + 1 : offset].strip())
     gen = Generation(engine, spec, c.prefix, c.suffix, mode, settings, should_stop, syntax_aware, hook, check,
-                     context=cross_file)
+                     context=cross_file, memory=memory)
     cands = gen.run_many(candidates) if candidates > 1 else [gen.run_tracked("", [])]
     t_inf = time.perf_counter()
     props: list[Proposal] = []
@@ -177,8 +181,12 @@ def propose(
             leaves_hole_broken(spec, check[0], done.text, check[1][done.replace :])
         model = combined_confidence(results)
         v = judge(model, done.text, broken=broken, same_elsewhere=recent.others(place, done.text) if recent else 0)
+        conf = v.confidence
+        if engine.gate is not None and done.text.strip():  # the learned gate, under the judge's rules
+            p = engine.gate.probability(gate_features(results[0], done.text, mode, mid_line))
+            conf = p * (v.confidence / v.model if v.model > 0 else (0.0 if v.reason else 1.0))
         props.append(Proposal(done.text, offset, done.replace, mode, done.reason, results[0], {},
-                              v.confidence, v.model, v.reason))
+                              conf, v.model, v.reason))
     t_end = time.perf_counter()
     res = gen.results[0]
     timings = {
@@ -239,12 +247,14 @@ class Generation:
         hook: LogitsHook | None,
         check: tuple[str, str] | None = None,
         context: str = "",
+        memory: Any = None,
     ):
         """``prefix``/``suffix``: what the model sees; ``check``: the wider (prefix, suffix) that
         validation and the suffix's closing brackets are taken from (default: the same);
         ``context``: cross-file snippets at the head of every canvas's prompt."""
         self.engine, self.spec, self.mode, self.settings = engine, spec, mode, settings
         self.context = context
+        self.memory = memory
         self.prefix, self.suffix = prefix, suffix
         self.check = check or (prefix, suffix)
         self.should_stop = should_stop
@@ -286,6 +296,7 @@ class Generation:
                 should_stop=self.should_stop,
                 logits_hook=self.hooks if self.hooks.hooks else None,
                 context=self.context,
+                memory=self.memory,
             )
             self.results.append(res)
             ids += res.token_ids
@@ -310,6 +321,7 @@ class Generation:
             steps=self.settings.denoising_steps or None, seed=self.settings.seed,
             language=self.spec.name if self.spec is not None else "code", should_stop=self.should_stop,
             logits_hook=self.hooks if self.hooks.hooks else None, candidates=k, context=self.context,
+            memory=self.memory,
         )
         self.results.append(res)
         out = []

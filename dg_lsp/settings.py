@@ -60,9 +60,11 @@ class Settings(msgspec.Struct, rename="camel", forbid_unknown_fields=False, froz
     #: completion at the next pause only encodes what was typed since.
     prefetch: bool = True
     #: Automatic suggestions (as you type) under this confidence (0..1) are not shown;
-    #: invoked ones (Ctrl+Space, Alt+\\) still get the best answer. 0 shows everything.
-    #: Default from the calibration in docs/confidence.md.
-    min_confidence: float = 0.1
+    #: invoked ones (Ctrl+Space, Alt+\\) still get the best answer. 0 shows everything. With a
+    #: checkpoint that ships a learned gate (``gate.json``, the embedded model does) it reads as the
+    #: probability that the suggestion is useful; the default was chosen on dev holes
+    #: (docs/memory.md), else it is the model's own confidence (docs/confidence.md).
+    min_confidence: float = 0.15
     #: Candidates for an invoked request (cycle with Alt+] in VS Code, the completion menu
     #: elsewhere), denoised together in one batch; automatic requests get one. 1: no alternatives.
     alternatives: int = 3
@@ -80,6 +82,20 @@ class Settings(msgspec.Struct, rename="camel", forbid_unknown_fields=False, froz
     tuned: str = "auto"
     #: Minutes of CPU a ``dg-lsp.tune`` from the editor trains for.
     tune_minutes: float = 10.0
+    #: Token memory of what you already wrote, mixed into every decoding step (names, calls and
+    #: lines repeat within a file and across a project): "auto" (on, with the scopes below),
+    #: "off". ``dg-lsp.status`` / ``dg-lsp.showContext`` say what it holds and how much of the
+    #: last answer it supplied (docs/memory.md).
+    memory: Literal["auto", "off"] = "auto"
+    #: Memory scope: the open document (its whole text, as the editor has it).
+    memory_document: bool = True
+    #: Memory scope: the other open documents.
+    memory_open_documents: bool = True
+    #: Memory scope: the workspace's source files (the languages in grammars/, .gitignore
+    #: honoured; binary, minified, generated and huge files skipped), indexed in the background.
+    memory_workspace: bool = True
+    #: Most tokens the workspace memory holds (about 12 bytes of memory each).
+    memory_workspace_tokens: int = 4_000_000
     #: Run custom model code from a checkpoint. Off: only DiffusionGemma from transformers.
     trust_remote_code: bool = False
 
@@ -108,6 +124,7 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "cross_file_tokens": (16, 4096),  # or 0 (the checkpoint's)
     "tune_minutes": (0.05, 600.0),
     "automatic_alternatives": (1, 8),
+    "memory_workspace_tokens": (0, 50_000_000),
 }
 
 

@@ -109,7 +109,9 @@ def test_helix_completion_and_rewrite(tmp_path):
     }
     cmd = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + f" {shlex.quote(exe)} {shlex.quote(str(path))}"
     t0 = time.monotonic()
-    tmux("new-session", "-d", "-s", "hx", "-x", "140", "-y", "40", f"env -i {cmd}")
+    # Helix opened in the test's folder, as a user opens it in a project: that folder is the
+    # workspace (the server's workspace memory indexes it), not the repository pytest runs in
+    tmux("new-session", "-d", "-s", "hx", "-x", "140", "-y", "40", "-c", str(tmp_path), f"env -i {cmd}")
     try:
         tmux.wait("Helix to open the file", lambda s: "import os" in s and "NOR" in s, 60)
         # (1) completion at the end of line 5 (`    return a + b`): C-x, Tab selects the dg-lsp

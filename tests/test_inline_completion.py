@@ -67,6 +67,9 @@ async def test_automatic_trigger_inside_string_or_comment_is_empty(client: Langu
 
 
 async def test_incremental_edits_are_seen(client: LanguageClient):
+    # the random-weight model's own answer: the document's memory would steer it into the text it
+    # repeats (tests/test_memory.py tests that); settings restored at the end
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"dgLsp": {"memory": "off"}}))
     uri = "file:///work/typing.py"
     open_doc(client, uri, "def f(x):\n    return x\n", version=1)
     # type "y = " on a new line after the function, one character at a time
@@ -88,6 +91,7 @@ async def test_incremental_edits_are_seen(client: LanguageClient):
         assert item.range.start == types.Position(line=2, character=4)
         new = apply_edit(text, item.range, item.insert_text)
         assert new.startswith(text) and error_count(new) == 0
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"dgLsp": {}}))
 
 
 async def test_typing_a_proposal_is_served_from_the_cache(client: LanguageClient):

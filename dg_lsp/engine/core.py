@@ -59,6 +59,9 @@ class InfillResult:
     # the causal draft answered (``draft: "answer"``): no denoising; its candidates are cuts of
     # one draft in the engine's order of preference, not samples to rank by confidence
     drafted: bool = False
+    # what the memories (``dg_lsp.memory``) said of the kept tokens: tokens, supplied (more
+    # probability from the memories than from the model), agreed, mean_length; {} without memory
+    memory: dict = field(default_factory=dict)
 
 
 log = logging.getLogger(__name__)
@@ -291,6 +294,10 @@ class Engine:
             raise EngineError("checkpoint loaded without transformers but the fast path is off")
         self.cache = PromptCache(self.model, self.fast)
         self._draft_warned = False
+        from dg_lsp import gate
+
+        # the learned show/withhold gate fitted for this checkpoint (its gate.json), or None
+        self.gate = gate.load(loaded.files.root)
         if self.device == "cpu":
             keep_freed_memory()
             torch.set_num_threads(threads or auto_threads(int(text_cfg.get("hidden_size", 0))))
@@ -360,6 +367,7 @@ class Engine:
             "sampler": self.settings.__dict__,
             "threads": torch.get_num_threads(),
             "fast_path": self.fast is not None,
+            "gate": self.gate.meta if self.gate is not None else None,
             "transformers": self.model is not None,
         }
 
@@ -501,33 +509,52 @@ class Engine:
         timings["draft"] = (time.perf_counter() - t0) * 1000
         return canvas
 
+    def memory_cursor(self, memory: Any, prefix: str) -> Any:
+        """A ``dg_lsp.memory.Cursor`` over ``memory`` after ``prefix`` (its last lines' tokens,
+        tokenized as the memories are), or None without memory."""
+        if memory is None or not memory.scopes:
+            return None
+        from dg_lsp.memory.index import MAX_MATCH
+
+        a = max(0, len(prefix) - 64 * MAX_MATCH)
+        if a:
+            a = prefix.find("\n", a) + 1 or a
+        return memory.cursor(self.tokens.encode(prefix[a:]))
+
     def _draft_answer(self, kv: "fastpath.KVCache", prompt: Prompt, budget: int, settings: SamplerSettings,
-                      should_stop: Callable[[], bool] | None, timings: dict[str, float]) -> InfillResult:
+                      should_stop: Callable[[], bool] | None, timings: dict[str, float],
+                      cursor: Any = None) -> InfillResult:
         """``draft: "answer"``: the causal draft of up to ``budget`` tokens, cut as the answer is
-        (``_draft_result``), as the middle."""
+        (``_draft_result``), as the middle; ``cursor`` mixes the memories into every token."""
         assert self.fast is not None
         t0 = time.perf_counter()
         ids, probs = self.fast.draft(kv, prompt.ids[-1], budget, banned=self.banned, eos_ids=self.eos_ids,
-                                     should_stop=should_stop, min_prob=self._draft_floor(settings))
+                                     should_stop=should_stop, min_prob=self._draft_floor(settings, cursor), memory=cursor)
         timings["draft"] = (time.perf_counter() - t0) * 1000
-        return self._draft_result(ids, probs, settings, prompt, timings)
+        return self._draft_result(ids, probs, settings, prompt, timings, cursor)
 
     def _draft_branch_answers(self, kv: "fastpath.KVCache", prompt: Prompt, budget: int, k: int,
                               settings: SamplerSettings, should_stop: Callable[[], bool] | None,
-                              timings: dict[str, float]) -> list[InfillResult]:
+                              timings: dict[str, float], cursor: Any = None) -> list[InfillResult]:
         """``k`` candidates for ``draft: "answer"``: drafts that branch at their first token
         (``FastModel.draft_branches``; the first is the greedy draft), each cut as the answer
         is, distinct texts only, the greedy one first."""
         assert self.fast is not None
         t0 = time.perf_counter()
         rows = self.fast.draft_branches(kv, prompt.ids[-1], budget, k, banned=self.banned, eos_ids=self.eos_ids,
-                                        should_stop=should_stop, min_prob=self._draft_floor(settings))
+                                        should_stop=should_stop, min_prob=self._draft_floor(settings, cursor), memory=cursor)
         timings["draft"] = (time.perf_counter() - t0) * 1000
-        return self._distinct([self._draft_result(ids, probs, settings, prompt, timings) for ids, probs in rows])
+        forks = getattr(cursor, "forks", None) or [None] * len(rows)
+        return self._distinct([self._draft_result(ids, probs, settings, prompt, timings, c)
+                               for (ids, probs), c in zip(rows, forks)])
 
     @staticmethod
-    def _draft_floor(settings: SamplerSettings) -> float:
-        """The running probability under which the answer's cut keeps no token: drafting stops there."""
+    def _draft_floor(settings: SamplerSettings, cursor: Any = None) -> float:
+        """The running probability under which the answer's cut keeps no token: drafting stops there
+        (with a memory, its cuts: ``MixParams``)."""
+        if cursor is not None:
+            p = cursor.memory.params
+            return min(p.draft_cut, p.draft_short_cut)
         return min(settings.draft_cut, settings.draft_short_cut)
 
     @staticmethod
@@ -541,20 +568,23 @@ class Engine:
         return out
 
     def _draft_result(self, ids: list[int], probs: list[float], settings: SamplerSettings,
-                      prompt: Prompt, timings: dict[str, float]) -> InfillResult:
+                      prompt: Prompt, timings: dict[str, float], cursor: Any = None) -> InfillResult:
         """A draft as a middle, cut at ``draft_cut``, or at ``draft_short_cut`` when the part above
         ``draft_cut`` is under ``MIN_SHOWN_CHARS`` characters (not worth showing)."""
-        kept, why, scored = cut_draft(ids, probs, settings.draft_cut, self.eos_ids)
-        if why == "unsure" and settings.draft_short_cut < settings.draft_cut \
-                and len(self.decode(kept).strip()) < MIN_SHOWN_CHARS:
-            kept, why, scored = cut_draft(ids, probs, settings.draft_short_cut, self.eos_ids)
+        cut, short_cut = settings.draft_cut, settings.draft_short_cut
+        if cursor is not None:  # mixed probabilities: the memory's cuts (dg_lsp.memory.fusion.MixParams)
+            cut, short_cut = cursor.memory.params.draft_cut, cursor.memory.params.draft_short_cut
+        kept, why, scored = cut_draft(ids, probs, cut, self.eos_ids)
+        if why == "unsure" and short_cut < cut and len(self.decode(kept).strip()) < MIN_SHOWN_CHARS:
+            kept, why, scored = cut_draft(ids, probs, short_cut, self.eos_ids)
         logp = sum(math.log(max(p, 1e-30)) for p in scored)
         sig = Signals(max_steps=settings.max_steps, hit_eos=why == "eos")
         sig.add(logp, logp, len(scored))
         # a middle cut where the model was unsure ends there too (hit_eos: nothing continues it)
         return InfillResult(text=self.decode(kept), token_ids=kept, steps=0, canvases=0, hit_eos=bool(why),
                             timings=dict(timings), prompt_tokens=len(prompt.ids), confidence=model_confidence(sig),
-                            signals=sig, partial=why == "unsure", drafted=True)
+                            signals=sig, partial=why == "unsure", drafted=True,
+                            memory=cursor.summary(len(kept)) if cursor is not None else {})
 
     def _cut_at_eos(self, ids: list[int]) -> tuple[list[int], bool]:
         eos = set(self.eos_ids)
@@ -585,29 +615,36 @@ class Engine:
         candidates: int = 1,
         alt_temperature: float | None = None,
         context: str = "",
+        memory: Any = None,
     ) -> InfillResult:
         """Fill the middle between ``prefix`` and ``suffix``; EOS ends it.
 
         ``candidates`` > 1: that many canvases denoised together (one forward pass per step on
         the fast path, one after another elsewhere), the first as with 1, the others sampled at
         ``alt_temperature`` times its temperature; each is one canvas (no continuation), and the
-        others are the result's ``alternatives``. ``context``: cross-file snippets for the prompt."""
+        others are the result's ``alternatives``. ``context``: cross-file snippets for the prompt.
+        ``memory``: a ``dg_lsp.memory.Memory`` mixed into every drafted token and canvas step."""
         if candidates > 1:
             alt = ALT_TEMPERATURE if alt_temperature is None else alt_temperature
             return self._infill_many(prefix, suffix, candidates, alt, canvas_length=canvas_length,
                                      max_new_tokens=max_new_tokens, steps=steps, seed=seed, language=language,
-                                     should_stop=should_stop, logits_hook=logits_hook, context=context)
+                                     should_stop=should_stop, logits_hook=logits_hook, context=context,
+                                     memory=memory)
         t_start = time.perf_counter()
         prompt, kv, reused, timings = self._encode(prefix, suffix, language, context, should_stop)
         length = canvas_length or self.canvas_length
         budget = max_new_tokens or length
         settings = self._settings(steps)
         if settings.draft == "answer" and prompt.ids and self._can_draft(kv):
-            res = self._draft_answer(kv, prompt, budget, settings, should_stop, timings)
+            t0 = time.perf_counter()
+            cursor = self.memory_cursor(memory, prefix)
+            timings["memory"] = (time.perf_counter() - t0) * 1000
+            res = self._draft_answer(kv, prompt, budget, settings, should_stop, timings, cursor)
             res.cached_tokens = reused
             res.timings["total"] = (time.perf_counter() - t_start) * 1000
             return res
         gen = self._generator(seed)
+        hook, mem_hook = self._with_memory(memory, prefix, logits_hook)
         out: list[int] = []
         total_steps, canvases, hit_eos = 0, 0, False
         denoise_ms = 0.0
@@ -625,7 +662,7 @@ class Engine:
                 vocab_size=self.vocab_size,
                 generator=gen,
                 banned=self.banned,
-                logits_hook=logits_hook,
+                logits_hook=hook,
                 accept_hook=getattr(logits_hook, "accept", None),  # constraints re-noise infeasible tokens
                 should_stop=should_stop,
                 mask_id=self.mask_id,
@@ -658,12 +695,32 @@ class Engine:
             prompt_tokens=len(prompt.ids),
             confidence=model_confidence(sig),
             signals=sig,
+            memory=mem_hook.last.summary(len(out)) if mem_hook is not None and mem_hook.last is not None else {},
         )
+
+    def _with_memory(self, memory: Any, prefix: str, hook: LogitsHook | None) -> tuple[LogitsHook | None, Any]:
+        """(logits hook, memory hook): ``memory`` mixed into every denoising step before ``hook``
+        (the constraints then mask what the memories proposed and cannot be), or ``hook`` alone."""
+        cursor = self.memory_cursor(memory, prefix)
+        if cursor is None:
+            return hook, None
+        from dg_lsp.memory.fusion import MemoryHook
+
+        mem = MemoryHook(cursor, self.eos_ids)
+        if hook is None:
+            return mem, mem
+
+        def both(logits: torch.Tensor, argmax: torch.Tensor) -> None:
+            mem(logits, argmax)
+            hook(logits, argmax)
+
+        return both, mem
 
     def _infill_many(
         self, prefix: str, suffix: str, k: int, alt_temperature: float, *, canvas_length: int | None,
         max_new_tokens: int | None, steps: int | None, seed: int, language: str,
         should_stop: Callable[[], bool] | None, logits_hook: LogitsHook | None, context: str = "",
+        memory: Any = None,
     ) -> InfillResult:
         """``k`` candidates of one canvas each (see ``infill``)."""
         t_start = time.perf_counter()
@@ -680,19 +737,21 @@ class Engine:
         settings = self._settings(steps)
         if settings.draft == "answer" and prompt.ids and self._can_draft(kv):
             # k drafts that branch at their first token, decoded together; each cut as the answer is
-            out = self._draft_branch_answers(kv, prompt, n, k, settings, should_stop, timings)
+            out = self._draft_branch_answers(kv, prompt, n, k, settings, should_stop, timings,
+                                             self.memory_cursor(memory, prefix))
             for r in out:
                 r.cached_tokens = reused
             out[0].timings["total"] = (time.perf_counter() - t_start) * 1000
             out[0].alternatives = out[1:]
             return out[0]
         gen = self._generator(seed)
+        hook, _ = self._with_memory(memory, prefix, logits_hook)
         canvas = self._noise((k, n), gen)
         canvas[:1] = self._maybe_draft(kv, prompt, canvas[:1], settings, should_stop, timings)  # the first row
         t0 = time.perf_counter()
         res = denoise(
             self._step_fn(kv, len(self.cache.ids)), canvas, settings, vocab_size=self.vocab_size, generator=gen,
-            banned=self.banned, logits_hook=logits_hook, accept_hook=getattr(logits_hook, "accept", None),
+            banned=self.banned, logits_hook=hook, accept_hook=getattr(logits_hook, "accept", None),
             should_stop=should_stop, mask_id=self.mask_id, row_temperature=[1.0] + [alt_temperature] * (k - 1),
             lead_rows=1,  # the steps the first candidate needs: the others end where they are then
         )

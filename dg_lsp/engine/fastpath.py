@@ -39,6 +39,8 @@ ROPE_TYPES = ("default", "proportional")
 ACTIVATIONS = ("gelu_pytorch_tanh",)
 # Draft tokens decoded between two cancellation checks.
 DRAFT_CHECK = 8
+# Positions per chunk of the vocabulary-wide head in ``score_rows`` (64 x 8,192 floats: 2 MB).
+SCORE_CHUNK = 64
 
 
 def unsupported(config: Mapping[str, Any]) -> str | None:
@@ -386,6 +388,7 @@ class FastModel:
         eos_ids: Sequence[int] = (),
         should_stop: Callable[[], bool] | None = None,
         min_prob: float = 0.0,
+        memory: Any = None,
     ) -> tuple[list[int], list[float]]:
         """Greedy next-token decoding with the causal encoder after the encoded prompt.
 
@@ -394,7 +397,9 @@ class FastModel:
         head and soft-capping over the final hidden state of the position before it; decoding
         stops after a token in ``eos_ids`` (returned), or after the token at which the running
         product of the probabilities falls under ``min_prob`` (returned: a caller that cuts there
-        needs no more). Returns (ids, each one's probability).
+        needs no more). Returns (ids, each one's probability). ``memory``: a
+        ``dg_lsp.memory.Cursor`` that mixes the memories into each token's distribution (the
+        argmax and the probabilities returned are the mixed ones) and is advanced by each token.
 
         ``encode`` skips the last layer's attention and MLPs, so the prompt's last position is
         run again here through every layer; it reads its own cached keys/values instead of
@@ -431,11 +436,15 @@ class FastModel:
                     )  # one query: it sees every key up to its own
                     x = self._after_attention(ly, x, att, ly.enc_scalar)
                 z = self._draft_logits(x, head, banned)[0]  # (V,)
-                best, idx = z.max(dim=-1)
+                if memory is None:
+                    best, idx = z.max(dim=-1)
+                    prob = float(1.0 / (z - best).exp_().sum())
+                else:
+                    prob, idx = _mixed_best(z, memory, banned)
                 tok = idx.view(1, 1)
                 t = int(idx)
                 ids.append(t)
-                probs.append(float(1.0 / (z - best).exp_().sum()))
+                probs.append(prob)
                 running *= probs[-1]
                 if t in eos or running < min_prob:
                     break
@@ -455,6 +464,7 @@ class FastModel:
         eos_ids: Sequence[int] = (),
         should_stop: Callable[[], bool] | None = None,
         min_prob: float = 0.0,
+        memory: Any = None,
     ) -> list[tuple[list[int], list[float]]]:
         """Up to ``k`` greedy drafts that branch at their first token, decoded together (one
         forward pass of ``k`` rows per token): the first is ``draft``'s (the argmax first token),
@@ -464,7 +474,8 @@ class FastModel:
         product of probabilities falls under ``min_prob``.
 
         The prompt's keys/values are read from ``cache`` and never written: each row's draft
-        keys/values live in tensors of its own, so ``cache`` is unchanged on return."""
+        keys/values live in tensors of its own, so ``cache`` is unchanged on return. ``memory``:
+        as for ``draft``, forked per row (each row's cursor is ``memory.forks[b]`` afterwards)."""
         start = cache.length
         if n <= 0 or start == 0 or k <= 0:
             return []
@@ -483,9 +494,18 @@ class FastModel:
         z = self._draft_logits(x, head, banned)[0]
         prob = (z - z.max()).exp_()
         prob /= prob.sum()
-        order = torch.argsort(z, descending=True)[: k + len(eos)].tolist()
+        if memory is not None:
+            prob = _zero_banned(memory.mix(prob), banned)
+        order = torch.argsort(prob, descending=True)[: k + len(eos)].tolist()
         firsts = [order[0]] + [t for t in order[1:] if t not in eos][: k - 1]
         rows = [([t], [float(prob[t])]) for t in firsts]
+        cursors = []
+        if memory is not None:
+            for t in firsts:
+                c = memory.fork()
+                c.push(t)
+                cursors.append(c)
+            memory.forks = cursors
         running = [float(prob[t]) for t in firsts]
         live = [t not in eos and running[b] >= min_prob for b, t in enumerate(firsts)]
         if n == 1 or not any(live):
@@ -510,11 +530,19 @@ class FastModel:
                 att = F.scaled_dot_product_attention(q, keys, vals, scale=1.0, enable_gqa=ly.n_heads != ly.n_kv)
                 x = self._after_attention(ly, x, att, ly.enc_scalar)
             z = self._draft_logits(x, head, banned)  # (R, V)
-            best, idx = z.max(dim=-1)
-            probs = 1.0 / (z - best[:, None]).exp_().sum(dim=-1)
+            if memory is None:
+                best, idx = z.max(dim=-1)
+                probs = 1.0 / (z - best[:, None]).exp_().sum(dim=-1)
+            else:
+                pairs = [_mixed_best(z[b], cursors[b], banned, push=False) if live[b] else (0.0, z[b].argmax())
+                         for b in range(r)]
+                probs = [p for p, _ in pairs]
+                idx = torch.stack([i for _, i in pairs])
             for b in range(r):
                 if live[b]:
                     t = int(idx[b])
+                    if memory is not None:
+                        cursors[b].push(t)
                     rows[b][0].append(t)
                     rows[b][1].append(float(probs[b]))
                     running[b] *= float(probs[b])
@@ -523,6 +551,88 @@ class FastModel:
                 break
             tok = idx.view(r, 1)
         return rows
+
+    @torch.inference_mode()
+    def score_rows(
+        self,
+        cache: KVCache,
+        last_id: int | Sequence[int],
+        rows: Sequence[Sequence[int]],
+        *,
+        at: Sequence[int] | None = None,
+        banned: torch.Tensor | None = None,
+        top: int = 0,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Teacher-forced causal scores of ``rows`` (token sequences), each read as what follows
+        the tokens in ``cache``, all rows in one forward pass of the encoder: row r's token j is
+        predicted from the cached tokens and row r's tokens before j, as ``draft`` predicts it
+        (final norm, head, soft cap, ``banned`` ids at -inf).
+
+        Row r follows the first ``at[r]`` cached tokens (default: all of them), the last of
+        which is ``last_id`` (or ``last_id[r]``): e.g. the prompt (whose last token is
+        ``<|fim_middle|>``), or the prompt and the first tokens of a middle encoded after it,
+        so rows that share a start with that middle are scored from where they differ.
+
+        Returns (logprobs (R, L) float32: log p of each row's token j, 0 past a row's end;
+        L = the longest row), and with ``top`` > 0 the ``top`` most likely tokens at each
+        position (R, L, top) and their log-probabilities (R, L, top). ``cache`` is read, never
+        written (each row's keys/values live in tensors of its own)."""
+        r = len(rows)
+        n = max((len(x) for x in rows), default=0)
+        ats = [cache.length] * r if at is None else [int(x) for x in at]
+        lasts = [int(last_id)] * r if isinstance(last_id, int) else [int(x) for x in last_id]
+        if r == 0 or n == 0 or min(ats, default=0) <= 0:
+            return torch.zeros(r, n), None, None
+        layers, head = self._draft_layers() if r * n <= 8 else (self.layers, self.lm_head)
+        # inputs: the last token each row follows, then the row's tokens but its last (padded with it)
+        inp = torch.tensor([[lasts[b]] * n for b in range(r)], dtype=torch.long, device=self.device)
+        tgt = torch.zeros(r, n, dtype=torch.long, device=self.device)
+        valid = torch.zeros(r, n, dtype=torch.bool, device=self.device)
+        for b, row in enumerate(rows):
+            row = [int(t) for t in row]
+            if row:
+                inp[b, 1 : len(row)] = torch.tensor(row[:-1], device=self.device)
+                tgt[b, : len(row)] = torch.tensor(row, device=self.device)
+                valid[b, : len(row)] = True
+        # the token each row follows is run again (its output is not cached): row b's input j
+        # sits at position ats[b] - 1 + j and sees the cached tokens before ats[b] - 1 and its own
+        # inputs up to j
+        lo, c = min(ats) - 1, max(ats) - 1
+        cos, sin = self.rope(lo, c - lo + n)
+        offs = torch.tensor([[x - 1 - lo + j for j in range(n)] for x in ats], device=self.device)
+        cos, sin = cos[0][offs], sin[0][offs]  # (R, n, 1, d)
+        seen = torch.arange(c, device=self.device)[None, :] < torch.tensor(ats, device=self.device)[:, None] - 1
+        own = torch.ones(n, n, dtype=torch.bool, device=self.device).tril_()
+        mask = torch.cat([seen[:, None, :].expand(r, n, c), own.expand(r, n, n)], dim=2)[:, None]  # (R, 1, n, c + n)
+        x = F.embedding(inp, self.embed) * self.embed_scale  # (R, n, D)
+        for i, ly in enumerate(layers):
+            q, k, v = self._qkv(ly, x, cos, sin)
+            keys = torch.cat([cache.keys[i][:, :, :c].expand(r, -1, -1, -1), k], dim=2)
+            vals = torch.cat([cache.values[i][:, :, :c].expand(r, -1, -1, -1), v], dim=2)
+            att = F.scaled_dot_product_attention(q, keys, vals, attn_mask=mask, scale=1.0,
+                                                 enable_gqa=ly.n_heads != ly.n_kv)
+            x = self._after_attention(ly, x, att, ly.enc_scalar)
+        h = _rms(x, self.final_norm, self.eps).reshape(r * n, -1)
+        flat_tgt = tgt.reshape(-1)
+        lp = torch.empty(r * n, dtype=torch.float32, device=self.device)
+        ti = torch.empty(r * n, max(top, 0), dtype=torch.long, device=self.device)
+        tv = torch.empty(r * n, max(top, 0), dtype=torch.float32, device=self.device)
+        for a in range(0, r * n, SCORE_CHUNK):  # the head by chunks of positions: vocabulary-wide
+            b = min(r * n, a + SCORE_CHUNK)  # tensors that stay in cache
+            z = _lin(h[a:b], head).float()  # (c, V)
+            if self.softcap:
+                z = softcap(z, float(self.softcap))
+            if banned is not None and banned.numel():
+                z[:, banned] = float("-inf")
+            lse = torch.logsumexp(z, dim=-1)
+            lp[a:b] = z.gather(-1, flat_tgt[a:b, None]).squeeze(-1) - lse
+            if top > 0:
+                v, i = torch.topk(z, top, dim=-1)
+                ti[a:b], tv[a:b] = i, v - lse[:, None]
+        lp = torch.where(valid, lp.view(r, n), torch.zeros((), device=self.device))
+        if top <= 0:
+            return lp, None, None
+        return lp, ti.view(r, n, top), tv.view(r, n, top)
 
     # ------------------------------------------------------------------ decoder
     def step_fn(self, cache: KVCache, length: int, rows: int = 1) -> "FastStep":
@@ -585,6 +695,24 @@ class FastModel:
             y = _lin(_gelu(gate) * up, ly.experts_down[ex])
             out.index_add_(0, rows, y * coef[rows, ex, None])
         return out.view_as(r)
+
+
+def _zero_banned(p: torch.Tensor, banned: torch.Tensor | None) -> torch.Tensor:
+    if banned is not None and banned.numel():
+        p[..., banned] = 0.0
+    return p
+
+
+def _mixed_best(z: torch.Tensor, memory: Any, banned: torch.Tensor | None, push: bool = True):
+    """(probability, index tensor) of the most likely token of logits ``z`` (V,) after mixing
+    the memories in (``memory``: a ``dg_lsp.memory.Cursor``, advanced by the token if ``push``)."""
+    p = (z - z.max()).exp_()
+    p /= p.sum()
+    p = _zero_banned(memory.mix(p), banned)
+    prob, idx = p.max(dim=-1)
+    if push:
+        memory.push(int(idx))
+    return float(prob), idx
 
 
 # Self-conditioning's soft embedding sum_v p_v embed_v skips vocabulary blocks whose largest

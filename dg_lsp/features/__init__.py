@@ -9,7 +9,7 @@ if TYPE_CHECKING:
 
 
 def register_all(server: "DgLanguageServer") -> None:
-    from dg_lsp.features import code_actions, completion, documents, inline_completion, lifecycle, tune
+    from dg_lsp.features import code_actions, completion, documents, inline_completion, lifecycle, memory, tune
 
-    for module in (lifecycle, documents, inline_completion, completion, code_actions, tune):
+    for module in (lifecycle, documents, inline_completion, completion, code_actions, tune, memory):
         module.register(server)

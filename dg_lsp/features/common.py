@@ -54,10 +54,15 @@ async def proposal_at(
     k = settings.alternatives if invoked else settings.automatic_alternatives
 
     def run() -> Proposal:
+        from dg_lsp.features.memory import memory_for, record
+
         ticket.check()
         ctx, _ = cross_file_for(ls, snap, offset, engine)
-        return propose(engine, snap.spec, snap.syntax, offset, settings, invoked=invoked, should_stop=outdated,
-                       candidates=k, recent=ls.recent, place=place, cross_file=ctx)
+        memory = memory_for(ls, snap, offset, engine)
+        prop = propose(engine, snap.spec, snap.syntax, offset, settings, invoked=invoked, should_stop=outdated,
+                       candidates=k, recent=ls.recent, place=place, cross_file=ctx, memory=memory)
+        record(ls, memory, prop.result)
+        return prop
 
     try:
         prop = await ls.worker.run(ticket, run)

@@ -41,6 +41,9 @@ def register(server: "DgLanguageServer") -> None:
         for uri in list(ls.workspace.text_documents):
             ls.sync_document(uri)  # the languages setting may have changed
         ls.ensure_model()  # reloads only when a model-related setting changed
+        from dg_lsp.features.memory import ensure_workspace
+
+        ensure_workspace(ls, ls.engine)  # memory settings may have changed
 
     @server.command(RELOAD_COMMAND)
     async def reload_model(ls, *args) -> dict[str, Any]:
@@ -84,11 +87,19 @@ def register(server: "DgLanguageServer") -> None:
             "language": snap.spec.name,
             # snippets of other files at the head of the prompt (crossFile setting), best first
             "crossFile": [{"path": s.path, "line": s.line, "score": round(s.score, 3), "text": s.text} for s in snippets],
+            # what the token memory holds for a request here (tokens per scope) and supplied last time
+            "memory": memory_status(ls),
         }
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: "DgLanguageServer", params: Any = None) -> None:
         ls.shutdown_worker()
+
+
+def memory_status(ls: "DgLanguageServer") -> dict[str, Any]:
+    from dg_lsp.features.memory import describe
+
+    return describe(ls)
 
 
 def status(ls: "DgLanguageServer") -> dict[str, Any]:
@@ -105,6 +116,8 @@ def status(ls: "DgLanguageServer") -> dict[str, Any]:
                     if ls.engine is not None and getattr(ls.engine, "tuned_path", None) else
                     {"tuned": False, "error": getattr(ls.engine, "tuned_error", None)}),
         "tune": ls.tuning.summary() if ls.tuning is not None else None,
+        # the token memory: its scopes, the workspace index, what the last answer took from it
+        "memory": memory_status(ls),
         "worker": {"inflight": ls.worker.inflight, "tickets": len(ls.worker.latest),
                    "pending": len(ls.protocol._request_futures)},
     }

@@ -33,7 +33,7 @@ SCOPES = ("document", "open", "workspace")
 class MixParams:
     """How much a scope's match is trusted (chosen on the dev cut, docs/memory.md)."""
 
-    weights: tuple[tuple[str, float], ...] = (("document", 0.5), ("open", 0.4), ("workspace", 0.4))
+    weights: tuple[tuple[str, float], ...] = (("document", 0.5), ("open", 0.3), ("workspace", 0.3))
     min_length: int = 1  # matches shorter than this are not used
     ramp: int = 1  # tokens of match over which the weight rises to its full value
     max_total: float = 0.9  # the memories' weights together never exceed this

@@ -109,7 +109,8 @@ class TokenIndex:
     def match(self, context: Sequence[int], *, exclude: np.ndarray | None = None,
               max_len: int = MAX_MATCH) -> Match:
         """The longest suffix of ``context`` (up to ``max_len`` tokens) that occurs with a
-        successor outside the ``exclude`` spans ((a, b) pairs of positions in ``tokens``)."""
+        successor outside the ``exclude`` spans ((a, b) pairs of positions in ``tokens``, each a
+        whole sequence with the separator after it: a hidden file)."""
         ctx = [int(c) for c in context[-max_len:]]
         if not ctx or ctx[-1] < 0:
             return NO_MATCH

@@ -30,6 +30,11 @@ export const SERVER_SETTINGS = {
   seed: 'integer',
   tuned: 'string',
   tuneMinutes: 'number',
+  memory: 'string',
+  memoryDocument: 'boolean',
+  memoryOpenDocuments: 'boolean',
+  memoryWorkspace: 'boolean',
+  memoryWorkspaceTokens: 'integer',
   trustRemoteCode: 'boolean',
 } as const;
 

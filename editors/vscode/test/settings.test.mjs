@@ -30,8 +30,9 @@ test('package.json defaults, when sent, are the server defaults', () => {
   assert.deepEqual(s.toServerSettings(getter()), {
     device: 'auto', dtype: 'auto', promptLayout: 'auto', maxTokens: 64, contextTokens: 0, crossFile: 'auto', crossFileTokens: 0,
     denoisingSteps: 0, rewriteStrength: 0.5, holeTokens: 16, languages: [], inlineCompletion: true,
-    completionItems: true, multiline: true, threads: 0, prefetch: true, minConfidence: 0.1, alternatives: 3,
-    automaticAlternatives: 1, seed: 0, tuned: 'auto', tuneMinutes: 10, trustRemoteCode: false,
+    completionItems: true, multiline: true, threads: 0, prefetch: true, minConfidence: 0.15, alternatives: 3,
+    automaticAlternatives: 1, seed: 0, tuned: 'auto', tuneMinutes: 10, memory: 'auto', memoryDocument: true,
+    memoryOpenDocuments: true, memoryWorkspace: true, memoryWorkspaceTokens: 4000000, trustRemoteCode: false,
   });
 });
 

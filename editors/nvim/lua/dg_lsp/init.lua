@@ -25,7 +25,9 @@ M.defaults = {
   filetypes = M.filetypes,
   --- dg-lsp settings (camelCase keys, as in the server's settings.py): model, device, dtype,
   --- maxTokens, contextTokens, denoisingSteps, languages, inlineCompletion, completionItems,
-  --- multiline, threads, seed, trustRemoteCode, ... Unset keys keep the server's defaults.
+  --- multiline, threads, seed, trustRemoteCode, memory ("auto"/"off": the token memory of the
+  --- open file, other open buffers and the workspace), memoryDocument, memoryOpenDocuments,
+  --- memoryWorkspace, memoryWorkspaceTokens, ... Unset keys keep the server's defaults.
   settings = {},
   --- Ghost text on Neovim 0.12+ (ignored on 0.11, which has no inline completion).
   inline = true,
