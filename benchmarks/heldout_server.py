@@ -224,12 +224,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--memory", choices=("auto", "off"), default="auto", help="the memory setting (default: auto)")
     ap.add_argument("--workspace", type=Path, default=None,
                     help="write each held-out package here and serve its holes with it as the workspace")
+    ap.add_argument("--source-dir", type=Path, default=None,
+                    help="cut the holes from the source files of this folder (a repository outside the corpus) "
+                         "instead of the corpus's held-out split")
     ap.add_argument("--automatic", action="store_true",
                     help="automatic requests: what the confidence gate shows (shown share, precision)")
     a = ap.parse_args(argv)
     from model.heldout import cut_heldout_holes, load_records
 
-    holes = cut_heldout_holes(a.corpus, per_kind=a.per_kind, seed=a.seed)
+    from model.heldout import LANGS, records_from_dir
+
+    source = records_from_dir(a.source_dir) if a.source_dir is not None else None
+    holes = cut_heldout_holes(source if source is not None else a.corpus, per_kind=a.per_kind, seed=a.seed,
+                              langs=[g for g in LANGS if source is None or any(r["lang"] == g for r in source)])
     if not holes:
         raise SystemExit(f"no holes: no heldout split in {a.corpus}? build it with python -m model.corpus")
     t0 = time.time()
@@ -243,7 +250,8 @@ def main(argv: list[str] | None = None) -> None:
            "memory": a.memory, "workspace": a.workspace is not None, "automatic": a.automatic,
            **evaluate(a.model, holes, threads=a.threads, timeout=a.timeout, progress=progress,
                       options={"memory": a.memory}, workspace=a.workspace,
-                      records=load_records(a.corpus) if a.workspace is not None else (), automatic=a.automatic)}
+                      records=(source if source is not None else load_records(a.corpus)) if a.workspace is not None else (),
+                      automatic=a.automatic)}
     write_report(a.out, res, markdown(res))
 
 

@@ -190,6 +190,9 @@ def main() -> None:
     ap.add_argument("--model", default=str(ROOT / "model"))
     ap.add_argument("--corpus", type=Path, default=ROOT / "data" / "corpus")
     ap.add_argument("--cut", choices=("dev", "test"), default="dev")
+    ap.add_argument("--source-dir", type=Path, default=None,
+                    help="holes (test seed) from this folder's files, a repository outside the corpus; its files "
+                         "are the workspace")
     ap.add_argument("--scopes", default="none,document,open,workspace,all")
     ap.add_argument("--grid", action="store_true", help="sweep the mixing weights (dev cut only)")
     ap.add_argument("--open-files", type=int, default=3)
@@ -209,10 +212,17 @@ def main() -> None:
     from model import heldout
 
     engine = Engine.load(args.model, device="cpu", threads=args.threads)
-    holes = cut(args.corpus, args.cut)
+    if args.source_dir is not None:
+        if args.grid:
+            raise SystemExit("--grid chooses weights: on the dev cut only")
+        records = heldout.records_from_dir(args.source_dir)
+        langs = [g for g in heldout.LANGS if any(r["lang"] == g for r in records)]
+        holes = heldout.cut_heldout_holes(records, per_kind=TEST_PER_KIND, seed=TEST_SEED, langs=langs)
+    else:
+        holes = cut(args.corpus, args.cut)
+        records = heldout.load_records(args.corpus)
     if args.limit:
         holes = holes[:: max(1, len(holes) // args.limit)][: args.limit]
-    records = heldout.load_records(args.corpus)
     gate = DEFAULTS.min_confidence
     t_start = time.time()
     results = {}

@@ -144,3 +144,53 @@ async def test_a_name_defined_only_in_the_workspace_is_completed_with_memory(mem
             assert not st["memory"]["enabled"] and st["memory"]["workspace"] is None
     finally:
         await close(client)
+
+
+async def test_watched_file_storms_and_vanishing_files_never_block_a_completion(workspace, tmp_path):
+    """A storm of workspace/didChangeWatchedFiles (files created, changed and deleted on disk while
+    the index rebuilds) next to completion requests: every request is answered, the index ends
+    current, and the server stays up."""
+    root = tmp_path / "storm"
+    shutil.copytree(workspace, root)
+    client = make_test_lsp_client()
+    await client.start_io(*server_command(EMBEDDED))
+    try:
+        await _start(client, root, "auto")
+        main = root / "app" / "main.py"
+        text = main.read_text()
+        open_doc(client, main.as_uri(), text)
+        cursor = text.index("frob") + len("frob")
+        pos = types.Position(line=text.count("\n", 0, cursor), character=cursor - (text.rfind("\n", 0, cursor) + 1))
+        answered = 0
+        for i in range(40):
+            changes = []
+            for j in range(50):
+                f = root / "lib" / f"gen_{i}_{j}.py"
+                if j % 3 == 2:
+                    f.unlink(missing_ok=True)  # vanished before the server reads it
+                    kind = types.FileChangeType.Deleted
+                else:
+                    f.write_text(f"def generated_{i}_{j}():\n    return {j}\n")
+                    kind = types.FileChangeType.Created
+                changes.append(types.FileEvent(uri=f.as_uri(), type=kind))
+            client.workspace_did_change_watched_files(types.DidChangeWatchedFilesParams(changes=changes))
+            if i % 8 == 0:
+                res = await asyncio.wait_for(client.text_document_inline_completion_async(types.InlineCompletionParams(
+                    text_document=types.TextDocumentIdentifier(uri=main.as_uri()), position=pos,
+                    context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked))), 30)
+                answered += res is not None
+        assert answered == 5
+        (root / "lib" / "late.py").write_text("def zanzibar_quokka_total(x):\n    return x\n")
+        client.workspace_did_change_watched_files(types.DidChangeWatchedFilesParams(changes=[
+            types.FileEvent(uri=(root / "lib" / "late.py").as_uri(), type=types.FileChangeType.Created)]))
+        for _ in range(300):  # the last change is indexed once the storm is over (debounced rebuilds)
+            ws = (await _status(client))["memory"]["workspace"]
+            if ws["state"] == "ready" and ws["refresh_calls"] >= 41 and ws["files"] >= 2 + 40 * 34 + 1:
+                break
+            await asyncio.sleep(0.1)
+        ws = (await _status(client))["memory"]["workspace"]
+        assert ws["state"] == "ready" and ws["error"] == ""
+        assert ws["builds"] < 41  # debounced: far fewer builds than notifications
+        assert ws["files"] >= 2 + 40 * 34 + 1, ws  # what exists on disk now, the late file included
+    finally:
+        await close(client)

@@ -7,9 +7,11 @@ Three operations, all on one canvas between a prefix and a suffix:
                   With ``draft: "causal"`` the first canvas starts from the causal encoder's
                   greedy draft, partly re-noised (``_draft_canvas``); with ``draft: "answer"``
                   the draft, cut where the model stops being sure, is the middle (``cut_draft``).
-* ``rewrite``  -- the canvas starts from the selected text, partly re-noised.
+* ``rewrite``  -- the selected text, changed only where the model doubts it and a change is much
+                  more likely (``dg_lsp.engine.revise``: canvas pseudo-likelihood, causal scoring).
 * ``fill_holes`` -- fixed text between holes is frozen on the canvas, the holes are noise:
-                  every hole is filled in one pass, each seeing all the others.
+                  every hole is filled in one pass, each seeing all the others; or, for a
+                  checkpoint whose causal draft answers, each hole drafted (``holes``).
 
 One worker thread owns an Engine; it is not thread-safe.
 """
@@ -238,21 +240,22 @@ class PromptCache:
 
 
 def cut_draft(ids: Sequence[int], probs: Sequence[float], cut: float,
-              eos_ids: Sequence[int]) -> tuple[list[int], str, list[float]]:
+              eos_ids: Sequence[int], token_floor: float = 0.0) -> tuple[list[int], str, list[float]]:
     """A causal draft (tokens, each one's probability) as a middle: (tokens kept, why it ends,
     the probabilities its confidence is scored on).
 
     Kept: the tokens before EOS (why: ``"eos"``), or before the first token at which the running
     product of the probabilities falls under ``cut`` (``"unsure"``: the middle is a start, what
     follows is left to the user), else all of them (``""``: the budget ran out). Scored: the
-    kept tokens' probabilities, and EOS's where EOS ended it."""
+    kept tokens' probabilities, and EOS's where EOS ended it. ``token_floor``: also cut before a
+    token whose own probability is under it (a memory's mixed probabilities: docs/memory.md)."""
     eos = set(int(i) for i in eos_ids)
     acc = 1.0
     for i, (t, p) in enumerate(zip(ids, probs)):
         acc *= p
         if int(t) in eos:
             return list(ids[:i]), "eos", list(probs[: i + 1])
-        if acc < cut:
+        if acc < cut or p < token_floor:
             return list(ids[:i]), "unsure", list(probs[:i])
     return list(ids), "", list(probs)
 
@@ -529,7 +532,8 @@ class Engine:
         assert self.fast is not None
         t0 = time.perf_counter()
         ids, probs = self.fast.draft(kv, prompt.ids[-1], budget, banned=self.banned, eos_ids=self.eos_ids,
-                                     should_stop=should_stop, min_prob=self._draft_floor(settings, cursor), memory=cursor)
+                                     should_stop=should_stop, min_prob=self._draft_floor(settings, cursor), memory=cursor,
+                                     stop=self._draft_stop(settings, cursor))
         timings["draft"] = (time.perf_counter() - t0) * 1000
         return self._draft_result(ids, probs, settings, prompt, timings, cursor)
 
@@ -542,7 +546,8 @@ class Engine:
         assert self.fast is not None
         t0 = time.perf_counter()
         rows = self.fast.draft_branches(kv, prompt.ids[-1], budget, k, banned=self.banned, eos_ids=self.eos_ids,
-                                        should_stop=should_stop, min_prob=self._draft_floor(settings, cursor), memory=cursor)
+                                        should_stop=should_stop, min_prob=self._draft_floor(settings, cursor), memory=cursor,
+                                        stop=self._draft_stop(settings, cursor))
         timings["draft"] = (time.perf_counter() - t0) * 1000
         forks = getattr(cursor, "forks", None) or [None] * len(rows)
         return self._distinct([self._draft_result(ids, probs, settings, prompt, timings, c)
@@ -556,6 +561,29 @@ class Engine:
             p = cursor.memory.params
             return min(p.draft_cut, p.draft_short_cut)
         return min(settings.draft_cut, settings.draft_short_cut)
+
+    def _cuts(self, settings: SamplerSettings, cursor: Any = None) -> tuple[float, float, float]:
+        """(cut, short cut, token floor) of the answer: the checkpoint's, or a memory's (``MixParams``)."""
+        if cursor is not None:
+            p = cursor.memory.params
+            return p.draft_cut, p.draft_short_cut, p.token_floor
+        return settings.draft_cut, settings.draft_short_cut, 0.0
+
+    def _draft_stop(self, settings: SamplerSettings, cursor: Any = None) -> Callable[[list[int], float], bool]:
+        """Stop drafting where the answer's cut will be (``_draft_result``), not at the lower short
+        cut: at the first token whose running probability falls under the cut, unless what comes
+        before it is under ``MIN_SHOWN_CHARS`` characters (then the short cut applies). Per draft
+        row (its ids list)."""
+        cut = self._cuts(settings, cursor)[0]
+        crossed: dict[int, bool] = {}
+
+        def stop(ids: list[int], running: float) -> bool:
+            if running >= cut or id(ids) in crossed:
+                return False
+            crossed[id(ids)] = True  # the first crossing decides
+            return len(self.decode(ids[:-1]).strip()) >= MIN_SHOWN_CHARS
+
+        return stop
 
     @staticmethod
     def _distinct(results: list[InfillResult]) -> list[InfillResult]:
@@ -571,12 +599,10 @@ class Engine:
                       prompt: Prompt, timings: dict[str, float], cursor: Any = None) -> InfillResult:
         """A draft as a middle, cut at ``draft_cut``, or at ``draft_short_cut`` when the part above
         ``draft_cut`` is under ``MIN_SHOWN_CHARS`` characters (not worth showing)."""
-        cut, short_cut = settings.draft_cut, settings.draft_short_cut
-        if cursor is not None:  # mixed probabilities: the memory's cuts (dg_lsp.memory.fusion.MixParams)
-            cut, short_cut = cursor.memory.params.draft_cut, cursor.memory.params.draft_short_cut
-        kept, why, scored = cut_draft(ids, probs, cut, self.eos_ids)
+        cut, short_cut, floor = self._cuts(settings, cursor)  # a memory's cuts: dg_lsp.memory.fusion.MixParams
+        kept, why, scored = cut_draft(ids, probs, cut, self.eos_ids, floor)
         if why == "unsure" and short_cut < cut and len(self.decode(kept).strip()) < MIN_SHOWN_CHARS:
-            kept, why, scored = cut_draft(ids, probs, short_cut, self.eos_ids)
+            kept, why, scored = cut_draft(ids, probs, short_cut, self.eos_ids, floor)
         logp = sum(math.log(max(p, 1e-30)) for p in scored)
         sig = Signals(max_steps=settings.max_steps, hit_eos=why == "eos")
         sig.add(logp, logp, len(scored))
@@ -775,14 +801,30 @@ class Engine:
         selection: str,
         suffix: str,
         *,
-        strength: float = 0.5,
+        strength: float | None = None,
         steps: int | None = None,
         seed: int = 0,
         language: str = "code",
         should_stop: Callable[[], bool] | None = None,
     ) -> InfillResult:
-        """Rewrite ``selection``: the canvas starts from it with ``strength`` of it re-noised."""
+        """Rewrite ``selection``: only the tokens the model doubts, each changed only where a
+        change is much more likely (``dg_lsp.engine.revise``); the selection itself comes back
+        when the model is sure of it (or, off the fast path or without fill-in-the-middle
+        tokens, always: a change it cannot score is not made). ``strength``: instead, a canvas
+        started from the selection with that share of it re-noised, then denoised (the former
+        behaviour, kept for a canvas's start from a retrieved line, ``model.heldout.run_engine``)."""
         t_start = time.perf_counter()
+        if strength is None:
+            from dg_lsp.engine.revise import revise
+
+            sel_ids = encode_text(self.tokenizer, selection)
+            if self.fast is None or self.layout != "fim":
+                return InfillResult(text=selection, token_ids=sel_ids, steps=0, canvases=0, hit_eos=True,
+                                    timings={"total": (time.perf_counter() - t_start) * 1000})
+            rev = revise(self, prefix, selection, suffix, language=language, should_stop=should_stop)
+            return InfillResult(text=rev.text, token_ids=encode_text(self.tokenizer, rev.text) if rev.changed else sel_ids,
+                                steps=0, canvases=0, hit_eos=True, timings=rev.timings,
+                                prompt_tokens=rev.prompt_tokens)
         prompt = self.prompt(prefix, suffix, language)
         kv, reused = self.cache.prepare(prompt.ids, self.device)
         sel_ids = encode_text(self.tokenizer, selection)
@@ -826,13 +868,25 @@ class Engine:
         seed: int = 0,
         language: str = "code",
         should_stop: Callable[[], bool] | None = None,
+        markers: Sequence[str] = (),
+        method: str | None = None,
     ) -> list[str]:
-        """Fill every hole between ``pieces`` in one canvas.
+        """Fill every hole between ``pieces``.
 
         ``pieces`` are the fixed texts around the holes: ``pieces[0] HOLE pieces[1] HOLE ...
-        pieces[-1]`` (len(pieces) - 1 holes). Fixed pieces are frozen on the canvas, each hole
-        gets ``hole_tokens`` noise positions; a hole's text ends at its first EOS.
+        pieces[-1]`` (len(pieces) - 1 holes); ``markers``: the holes' text in the document
+        (``pass``, ``// TODO``, ...). ``method`` (``dg_lsp.engine.holes.METHODS``; None: the
+        checkpoint's, ``holes.fill_method``): ``"canvas"``, one canvas where fixed pieces are frozen
+        and each hole gets ``hole_tokens`` noise positions, a hole's text ending at its first
+        EOS; ``"draft"``, each hole the causal draft of its middle, left to right
+        (``holes.fill_by_draft``); ``"draft+revise"``, those drafts revised against both sides.
         """
+        from dg_lsp.engine.holes import fill_by_draft, fill_method
+
+        method = method or fill_method(self)
+        if method != "canvas" and self.fast is not None and self.layout == "fim":
+            return fill_by_draft(self, prefix, pieces, suffix, markers=markers, language=language,
+                                 revise_after=method == "draft+revise", should_stop=should_stop)
         prompt = self.prompt(prefix, suffix, language)
         kv, _ = self.cache.prepare(prompt.ids, self.device)
         gen = self._generator(seed)

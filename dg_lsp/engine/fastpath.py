@@ -389,6 +389,7 @@ class FastModel:
         should_stop: Callable[[], bool] | None = None,
         min_prob: float = 0.0,
         memory: Any = None,
+        stop: Callable[[list[int], float], bool] | None = None,
     ) -> tuple[list[int], list[float]]:
         """Greedy next-token decoding with the causal encoder after the encoded prompt.
 
@@ -400,6 +401,7 @@ class FastModel:
         needs no more). Returns (ids, each one's probability). ``memory``: a
         ``dg_lsp.memory.Cursor`` that mixes the memories into each token's distribution (the
         argmax and the probabilities returned are the mixed ones) and is advanced by each token.
+        ``stop(ids, running)``: also stop after a token for which it says so (the caller's cut).
 
         ``encode`` skips the last layer's attention and MLPs, so the prompt's last position is
         run again here through every layer; it reads its own cached keys/values instead of
@@ -446,7 +448,7 @@ class FastModel:
                 ids.append(t)
                 probs.append(prob)
                 running *= probs[-1]
-                if t in eos or running < min_prob:
+                if t in eos or running < min_prob or (stop is not None and stop(ids, running)):
                     break
         finally:
             cache.crop(start)
@@ -465,6 +467,7 @@ class FastModel:
         should_stop: Callable[[], bool] | None = None,
         min_prob: float = 0.0,
         memory: Any = None,
+        stop: Callable[[list[int], float], bool] | None = None,
     ) -> list[tuple[list[int], list[float]]]:
         """Up to ``k`` greedy drafts that branch at their first token, decoded together (one
         forward pass of ``k`` rows per token): the first is ``draft``'s (the argmax first token),
@@ -507,7 +510,8 @@ class FastModel:
                 cursors.append(c)
             memory.forks = cursors
         running = [float(prob[t]) for t in firsts]
-        live = [t not in eos and running[b] >= min_prob for b, t in enumerate(firsts)]
+        live = [t not in eos and running[b] >= min_prob and not (stop is not None and stop(rows[b][0], running[b]))
+                for b, t in enumerate(firsts)]
         if n == 1 or not any(live):
             return rows
         r = len(rows)
@@ -546,7 +550,8 @@ class FastModel:
                     rows[b][0].append(t)
                     rows[b][1].append(float(probs[b]))
                     running[b] *= float(probs[b])
-                    live[b] = t not in eos and running[b] >= min_prob
+                    live[b] = t not in eos and running[b] >= min_prob and \
+                        not (stop is not None and stop(rows[b][0], running[b]))
             if not any(live):
                 break
             tok = idx.view(r, 1)

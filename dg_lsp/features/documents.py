@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 
 from dg_lsp.features.common import schedule_prefetch
+from dg_lsp.features.memory import schedule_warm
 
 if TYPE_CHECKING:
     from dg_lsp.server import DgLanguageServer
@@ -17,6 +18,7 @@ def register(server: "DgLanguageServer") -> None:
     def did_open(ls: "DgLanguageServer", params: types.DidOpenTextDocumentParams) -> None:
         ls.bump_revision(params.text_document.uri)
         ls.sync_document(params.text_document.uri)
+        schedule_warm(ls, params.text_document.uri)  # the document's tokens, for its memory
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: "DgLanguageServer", params: types.DidChangeTextDocumentParams) -> None:

@@ -115,6 +115,44 @@ def memory_for(ls: "DgLanguageServer", snap: "Snapshot", offset: int, engine: "E
                         open_cache=st.open, workspace=ws, open_paths=open_paths)
 
 
+def warm(ls: "DgLanguageServer", snap: "Snapshot", engine: "Engine") -> None:
+    """Tokenize the document through the engine's line cache ahead of a request (on the worker,
+    while it is idle): the request's document memory then only tokenizes the lines that changed
+    (a 3,800-line file: about 60 ms cold, 3 ms warm; docs/memory.md)."""
+    if ls.settings.memory != "off" and ls.settings.memory_document:
+        engine.tokens.encode(snap.text)
+
+
+_WARMS: set = set()  # running warm-up tasks (a reference keeps them alive)
+
+
+def schedule_warm(ls: "DgLanguageServer", uri: str) -> None:
+    """After didOpen, ``warm`` the document on the worker (a job of its own: it supersedes no
+    request). Nothing to do without a model or with the document memory off."""
+    import asyncio
+
+    engine = ls.engine
+    if engine is None or ls.settings.memory == "off" or not ls.settings.memory_document:
+        return
+    try:
+        snap = ls.snapshot(uri)
+    except Exception:  # a document the server cannot serve: nothing to warm
+        return
+    if snap is None:
+        return
+    ticket = ls.worker.ticket(None)
+
+    async def go() -> None:
+        try:
+            await ls.worker.run(ticket, warm, ls, snap, engine)
+        except Exception:  # never more than a log line: the request tokenizes what it needs
+            log.debug("memory warm-up of %s failed", uri, exc_info=True)
+
+    task = asyncio.ensure_future(go())
+    _WARMS.add(task)
+    task.add_done_callback(_WARMS.discard)
+
+
 def record(ls: "DgLanguageServer", memory: Any, result: Any) -> None:
     """Keep what the memory held and supplied for the last answer (``dg-lsp.status``)."""
     st = state(ls)

@@ -41,6 +41,7 @@ class MixParams:
     # draft_short_cut 0.01 for the embedded model, were chosen without one): dev cut, docs/memory.md
     draft_cut: float = 0.3
     draft_short_cut: float = 0.02
+    token_floor: float = 0.0  # and before any token whose mixed probability is under this
 
     def weight(self, scope: str) -> float:
         return dict(self.weights).get(scope, 0.0)
@@ -88,41 +89,51 @@ class Cursor:
         self.memory = memory
         self.context = context
         self.matches: list[Match] = [s.index.match(context, exclude=s.exclude) for s in memory.scopes]
+        self._cached: list | None = None
         self.evidence: list[Evidence] = []
         self._last: tuple[torch.Tensor, list[tuple[np.ndarray, np.ndarray, float, int]]] | None = None
 
     def fork(self) -> "Cursor":
         c = Cursor.__new__(Cursor)
         c.memory, c.context, c.matches = self.memory, list(self.context), list(self.matches)
-        c.evidence, c._last = list(self.evidence), self._last
+        c.evidence, c._last, c._cached = list(self.evidence), self._last, self._cached
         return c
 
     def mix(self, probs: torch.Tensor) -> torch.Tensor:
         """``probs`` (V,) float32, the model's next-token distribution -> the mixed one (a new tensor
         when a memory speaks, else ``probs`` itself)."""
+        parts = self._parts(probs.shape[-1])
+        total = sum(p[2] for p in parts)
+        params = self.memory.params
+        self._last = (probs, parts)
+        if not parts:
+            return probs
+        scale = min(1.0, params.max_total / total) if total > 0 else 1.0
+        out = probs * (1.0 - total * scale)
+        for part in parts:
+            ids_t, w_t = part[4], part[5]
+            out.index_add_(0, ids_t.to(out.device), (w_t * scale).to(dtype=out.dtype, device=out.device))
+        return out
+
+    def _parts(self, vocab: int) -> list:
+        """(ids, distribution, weight, match length) per scope that speaks after this sequence;
+        computed once per state (a canvas asks again at every step)."""
+        if self._cached is not None:
+            return self._cached
         parts = []
-        total = 0.0
         params = self.memory.params
         for scope, m in zip(self.memory.scopes, self.matches):
             lam = params.lam(scope.name, m.length) if m.found else 0.0
             if lam <= 0.0:
                 continue
             ids, counts = scope.index.next_counts(m)
-            ok = ids < probs.shape[-1]
+            ok = ids < vocab
             ids, counts = ids[ok], counts[ok]
-            if not len(ids):
-                continue
-            parts.append((ids, counts / counts.sum(), lam, m.length))
-            total += lam
-        self._last = (probs, parts)
-        if not parts:
-            return probs
-        scale = min(1.0, params.max_total / total) if total > 0 else 1.0
-        out = probs * (1.0 - total * scale)
-        for ids, q, lam, _ in parts:
-            out.index_add_(0, torch.from_numpy(ids).to(out.device),
-                           torch.from_numpy(q * lam * scale).to(dtype=out.dtype, device=out.device))
-        return out
+            if len(ids):
+                q = counts / counts.sum()
+                parts.append((ids, q, lam, m.length, torch.from_numpy(ids), torch.from_numpy(q * lam).float()))
+        self._cached = parts
+        return parts
 
     def push(self, token: int) -> None:
         """``token`` was decoded: record the memories' evidence for it and advance every match."""
@@ -131,7 +142,7 @@ class Cursor:
         if self._last is not None:
             probs, parts = self._last
             mem = 0.0
-            for ids, q, lam, length in parts:
+            for ids, q, lam, length, *_ in parts:
                 ev.length = max(ev.length, length)
                 hit = np.flatnonzero(ids == token)
                 if len(hit):
@@ -145,6 +156,7 @@ class Cursor:
             del self.context[: -MAX_MATCH]
         self.matches = [s.index.advance(m, token, self.context, exclude=s.exclude)
                         for s, m in zip(self.memory.scopes, self.matches)]
+        self._cached = None
 
     def summary(self, n: int | None = None) -> dict:
         """The evidence over the first ``n`` decoded tokens (all when None)."""
@@ -169,19 +181,32 @@ class MemoryHook:
         self.cursor = cursor
         self.eos = set(int(i) for i in eos_ids)
         self.last: Cursor | None = None  # the first row's cursor after the latest step
+        # the cursor after each prefix of best tokens seen: steps mostly keep the prefix, so the
+        # searches are not repeated (a canvas step then costs a mix per position)
+        self._states: dict[tuple[int, ...], Cursor] = {(): cursor}
+
+    def _state(self, prefix: tuple[int, ...]) -> Cursor:
+        c = self._states.get(prefix)
+        if c is None:
+            c = self._state(prefix[:-1]).fork()
+            c.push(prefix[-1])
+            if len(self._states) > 4096:
+                self._states = {(): self.cursor}
+            self._states[prefix] = c
+        return c
 
     def __call__(self, logits: torch.Tensor, argmax: torch.Tensor) -> None:
         rows, length, _ = logits.shape
         for r in range(rows):
-            c = self.cursor.fork()
-            best = argmax[r].tolist()
+            best = tuple(argmax[r].tolist())
+            c = self.cursor
             for i in range(length):
+                c = self._state(best[:i])
                 p = logits[r, i].float().softmax(-1)
                 q = c.mix(p)
                 if q is not p:
                     logits[r, i] = q.clamp_min(1e-30).log().to(logits.dtype)
                 if best[i] in self.eos:
                     break
-                c.push(best[i])
             if r == 0:
-                self.last = c
+                self.last = self._state(best[: i + 1]) if best[i] not in self.eos else c
