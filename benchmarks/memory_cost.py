@@ -12,7 +12,9 @@ package as the workspace index, built once per package as the server's backgroun
   (the first longest-suffix searches);
 * **per drafted token**: the causal draft of the same prompt (encoded once, in the prompt cache)
   with and without the memory, ``--repeats`` times each, alternating; the difference of the best
-  times divided by the tokens drafted.
+  times per token drafted. By default all 16 tokens are drafted (past where the answer is cut, the
+  draft is mostly tokens that end every match, so each costs a new search); ``--serving`` drafts
+  as the server does, to the answer's cut.
 
 Prints medians and p90s and writes JSON.
 """
@@ -42,6 +44,8 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path, default=ROOT / "data" / "corpus")
     ap.add_argument("--holes", type=int, default=120)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--serving", action="store_true",
+                    help="draft as the server does (stop at the answer's cut) instead of all 16 tokens")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "bench" / "memory-cost.json")
     args = ap.parse_args()
 
@@ -83,22 +87,25 @@ def main() -> None:
         prompt = engine.prompt(c.prefix, c.suffix, spec.name)
         kv, _ = engine.cache.prepare(prompt.ids, engine.device)
         best = {True: float("inf"), False: float("inf")}
-        n_tok = 0
+        n_tok = {True: 0, False: 0}
         for _ in range(args.repeats):
             for with_mem in (False, True):
                 t0 = time.perf_counter()
                 cursor = engine.memory_cursor(mem, c.prefix) if with_mem else None
                 t1 = time.perf_counter()
+                # as the server drafts (its floor and its stop at the cut), or all 16 tokens
+                floor = engine._draft_floor(engine.settings, cursor) if args.serving else 0.0
+                stop = engine._draft_stop(engine.settings, cursor) if args.serving else None
                 ids, _ = engine.fast.draft(kv, prompt.ids[-1], 16, banned=engine.banned, eos_ids=engine.eos_ids,
-                                           min_prob=0.0, memory=cursor)
+                                           min_prob=floor, memory=cursor, stop=stop)
                 t2 = time.perf_counter()
                 if with_mem:
                     start_ms.append((t1 - t0) * 1000)
                 best[with_mem] = min(best[with_mem], (t2 - t1) * 1000)
-                n_tok = len(ids)
-        if n_tok:
-            per_token.append((best[True] - best[False]) / n_tok)
-            tokens.append(n_tok)
+                n_tok[with_mem] = len(ids)
+        if n_tok[True] and n_tok[False]:
+            per_token.append(best[True] / n_tok[True] - best[False] / n_tok[False])
+            tokens.append(n_tok[True])
     res = {
         "command": "python " + " ".join(sys.argv),
         "holes": len(holes),

@@ -39,6 +39,8 @@ SA_MIN = 1 << 16
 # Positions kept per match: beyond this, an even sample (the next-token counts of a very
 # frequent short context are its distribution, not its every occurrence).
 MAX_POSITIONS = 2048
+# Occurrences whose successors are counted for a match's next-token distribution (an even sample).
+COUNT_SAMPLE = 256
 # Below this many candidates a range is narrowed with numpy in one go, above it by bisection.
 VECTOR_RANGE = 4096
 
@@ -146,16 +148,29 @@ class TokenIndex:
             if lo >= hi:
                 break
             ranges.append((lo, hi))
-        for k in range(len(ranges), 0, -1):  # back off past matches whose occurrences all lack a successor
+        # the longest k whose occurrences include one with a successor (outside ``exclude``):
+        # shorter matches have more occurrences, so that is monotone in k, and a binary search
+        # finds it (the text before the cursor, or a hidden file, can match very long)
+        def valid_at(k: int) -> tuple[np.ndarray, int]:
             lo, hi = ranges[k - 1]
             if hi - lo > MAX_POSITIONS:
                 idx = lo + (np.arange(MAX_POSITIONS, dtype=np.int64) * (hi - lo)) // MAX_POSITIONS
             else:
                 idx = np.arange(lo, hi, dtype=np.int64)
             pos = self._valid(n - 1 - sa[idx], exclude)  # forward index of the context's last token
+            return pos, (hi - lo if hi - lo > MAX_POSITIONS else len(pos))
+
+        best: tuple[int, np.ndarray, int] | None = None
+        a, b = 1, len(ranges)
+        while a <= b:
+            k = (a + b) // 2
+            pos, total = valid_at(k)
             if len(pos):
-                total = hi - lo if hi - lo > MAX_POSITIONS else len(pos)
-                return Match(k, pos, total)
+                best, a = (k, pos, total), k + 1
+            else:
+                b = k - 1
+        if best is not None:
+            return Match(best[0], best[1], best[2])
         return NO_MATCH
 
     def advance(self, m: Match, token: int, context: Sequence[int], *, exclude: np.ndarray | None = None,
@@ -175,7 +190,10 @@ class TokenIndex:
         """(token ids, counts) of what follows the match's occurrences."""
         if not m.found:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        ids, counts = np.unique(self.tokens[m.positions + 1], return_counts=True)
+        pos = m.positions
+        if len(pos) > COUNT_SAMPLE:  # the distribution of a frequent context, from an even sample
+            pos = pos[(np.arange(COUNT_SAMPLE, dtype=np.int64) * len(pos)) // COUNT_SAMPLE]
+        ids, counts = np.unique(self.tokens[pos + 1], return_counts=True)
         return ids.astype(np.int64), counts.astype(np.int64)
 
     def sequence_of(self, position: int) -> int:

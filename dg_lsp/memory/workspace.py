@@ -255,6 +255,10 @@ class WorkspaceMemory:
         return name == ".gitignore" or "." not in name.lstrip(".") or registry().for_path(name) is not None
 
     def _run(self) -> None:
+        try:  # this thread only: a lower CPU priority than the server's requests (Linux)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        except (AttributeError, OSError):
+            pass
         try:
             while not self._stop.is_set():
                 with self._cv:
