@@ -203,6 +203,10 @@ def doctor(args: argparse.Namespace) -> int:
     res = engine.infill("def add(a, b):\n    return ", "\n", seed=0)
     how = "the causal draft (draft: answer)" if res.drafted else f"{res.steps} steps"
     print(f"  test infill: {how}, {res.timings['total']:.0f} ms, {len(res.token_ids)} tokens")
+    from dg_lsp.engine.holes import operations
+
+    for op, answer in operations(engine).items():
+        print(f"  {op.replace('_', ' ')}: {answer}")
     import msgspec
 
     from dg_lsp.server import tuned_weights

@@ -35,6 +35,12 @@ class RequestFailed(JsonRpcException):
     CODE = -32803
 
 
+# What ``_compute`` returns for a rewrite that changes nothing: the model is sure of the selection
+# (or of no change to it), so no edit is offered (a no-op edit would look like a rewrite).
+NO_CHANGE = "no change"
+NO_CHANGE_MESSAGE = "dg-lsp: no change suggested: the model doubts nothing in the selection enough to change it"
+
+
 def max_region_chars(ls: "DgLanguageServer") -> int:
     """The most characters a rewrite or fill works on (the canvas holds the whole region)."""
     return 8 * size_limit_tokens(ls.settings)
@@ -90,7 +96,9 @@ def _workspace_edit(ls: "DgLanguageServer", snap: "Snapshot", edits: list[tuple[
     )
 
 
-async def _compute(ls: "DgLanguageServer", data: dict[str, Any]) -> types.WorkspaceEdit | None:
+async def _compute(ls: "DgLanguageServer", data: dict[str, Any]) -> types.WorkspaceEdit | str | None:
+    """The edit of a code action; None when there is none to make (no model, superseded, no
+    holes), ``NO_CHANGE`` for a rewrite that keeps the selection."""
     uri = data.get("uri")
     if not isinstance(uri, str):
         raise JsonRpcInvalidParams("code action data has no uri")
@@ -123,12 +131,11 @@ async def _compute(ls: "DgLanguageServer", data: dict[str, Any]) -> types.Worksp
     if kind == "rewrite":
 
         def run() -> list[tuple[int, int, str]]:
-            res = engine.rewrite(
-                text[lo:start], text[start:end], text[end:hi],
-                strength=s.rewrite_strength, steps=s.denoising_steps or None, seed=s.seed,
-                language=snap.spec.name, should_stop=outdated,
-            )
-            return [(start, end, res.text)]
+            # only what the model doubts changes (``Engine.rewrite``: rewriteStrength and the
+            # denoising settings are not used)
+            res = engine.rewrite(text[lo:start], text[start:end], text[end:hi], seed=s.seed,
+                                 language=snap.spec.name, should_stop=outdated)
+            return [(start, end, res.text)] if res.text != text[start:end] else []
 
     elif kind == "fill":
         found = _region_holes(snap, start, end)
@@ -146,7 +153,7 @@ async def _compute(ls: "DgLanguageServer", data: dict[str, Any]) -> types.Worksp
             filled = engine.fill_holes(
                 text[lo:r0], pieces, text[r1:hi],
                 hole_tokens=s.hole_tokens, steps=s.denoising_steps or None, seed=s.seed,
-                language=snap.spec.name, should_stop=outdated,
+                language=snap.spec.name, should_stop=outdated, markers=[text[a:b] for a, b in holes],
             )
             return [(a, b, f) for (a, b), f in zip(holes, filled)]
 
@@ -162,6 +169,8 @@ async def _compute(ls: "DgLanguageServer", data: dict[str, Any]) -> types.Worksp
         raise RequestFailed(f"dg-lsp: {kind} failed: {type(exc).__name__}") from None
     if outdated():
         raise ContentModified(f"{uri} changed while the edit was computed")
+    if kind == "rewrite" and not edits:
+        return NO_CHANGE
     return _workspace_edit(ls, snap, edits)
 
 
@@ -198,9 +207,10 @@ def register(server: "DgLanguageServer") -> None:
         for title, _, kind, data in offers:
             action = types.CodeAction(title=title, kind=kind, data=data)
             if not resolve:
-                action.edit = await _compute(ls, data)
-                if action.edit is None:
-                    continue
+                edit = await _compute(ls, data)
+                if edit is None or edit == NO_CHANGE:
+                    continue  # nothing to offer: no edit, or a rewrite that changes nothing
+                action.edit = edit
             actions.append(action)
         return actions
 
@@ -211,5 +221,9 @@ def register(server: "DgLanguageServer") -> None:
         edit = await _compute(ls, action.data)
         if edit is None:
             raise RequestFailed("dg-lsp: no edit (model unavailable, request superseded, or no holes)")
+        if edit == NO_CHANGE:
+            # the action resolves without an edit (nothing to apply) and the user is told why
+            ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Info, message=NO_CHANGE_MESSAGE))
+            return action
         action.edit = edit
         return action

@@ -102,11 +102,19 @@ def memory_status(ls: "DgLanguageServer") -> dict[str, Any]:
     return describe(ls)
 
 
+def _operations(engine: Any) -> dict[str, str]:
+    from dg_lsp.engine.holes import operations
+
+    return operations(engine)
+
+
 def status(ls: "DgLanguageServer") -> dict[str, Any]:
     return {
         "loaded": ls.engine is not None,
         "error": ls.load_error,
         "model": ls.engine.describe() if ls.engine else None,
+        # how each operation answers for this checkpoint (draft / canvas / doubt-scored canvas)
+        "operations": _operations(ls.engine) if ls.engine else None,
         "cache": {"hits": ls.engine.cache.hits, "misses": ls.engine.cache.misses} if ls.engine else None,
         "stats": ls.stats.summary(),
         "settings": msgspec.to_builtins(ls.settings),
