@@ -116,3 +116,16 @@ async def test_a_rewrite_changes_only_what_the_model_doubts(client: LanguageClie
     assert new == TEXT, (bad_line, new[a: a + len(line) + 20])
     changed = [i for i, (x, y) in enumerate(zip(bad_line, line)) if x != y]
     assert changed and all(at <= i < at + len(bad) for i in changed)
+
+
+async def test_status_and_doctor_say_how_each_operation_answers(client: LanguageClient):
+    import subprocess
+    import sys
+
+    status = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="dg-lsp.status"))
+    ops = status["operations"]
+    assert ops["inline_completion"].startswith("draft") and ops["fill_holes"].startswith("draft")
+    assert ops["rewrite_selection"].startswith("doubt-scored canvas")
+    out = subprocess.run([sys.executable, "-m", "dg_lsp", "doctor"], env=OFFLINE, capture_output=True, text=True,
+                         timeout=300)
+    assert "rewrite selection: doubt-scored canvas" in out.stdout and "fill holes: draft" in out.stdout, out.stdout
