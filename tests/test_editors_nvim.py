@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DATA, ROOT, TINY, server_command
+from conftest import DATA, EMBEDDED, ROOT, TINY, server_command
 
 EDITORS = ROOT / ".cache" / "editors"
 NVIM_DATA = DATA / "editors" / "nvim"
@@ -48,9 +48,9 @@ def nvim_012() -> str:
     return str(exe)
 
 
-def run_nvim(nvim: str, scenario: str, tmp_path: Path, **env_extra: str) -> tuple[dict, str]:
+def run_nvim(nvim: str, scenario: str, tmp_path: Path, text: str = SAMPLE, **env_extra: str) -> tuple[dict, str]:
     path = tmp_path / "sample.py"
-    path.write_text(SAMPLE)
+    path.write_text(text)
     out = tmp_path / "result.json"
     env = dict(os.environ)
     env.update(
@@ -139,15 +139,21 @@ def test_nvim_012_ghost_text(tmp_path):
 
 @pytest.mark.parametrize("version", ["0.11", "0.12"])
 def test_nvim_rewrite_selection(tmp_path, version):
+    """Rewrite selection fixes a misspelled name in Neovim, and the edit replaces exactly the
+    selection. The embedded model (the tiny random one is never sure enough to change anything:
+    a rewrite it doubts is not offered), on the sample with ``print(mesage)`` on line 10."""
     nvim = nvim_011() if version == "0.11" else nvim_012()
-    # `"hello " + name` on line 9 (1-based), byte cols 14..28 inclusive
-    line, c0, c1 = 9, 14, 28
-    assert SAMPLE.split("\n")[line - 1][c0 : c1 + 1] == '"hello " + name'
-    res, written = run_nvim(nvim, "rewrite", tmp_path, DG_SELECTION=json.dumps([line, c0, c1]))
-    a, b = offset(SAMPLE, line, c0), offset(SAMPLE, line, c1 + 1)
+    typo = SAMPLE.replace("    print(message)", "    print(mesage)")
+    assert typo != SAMPLE
+    # `print(mesage)` on line 10 (1-based), byte cols 4..16 inclusive
+    line, c0, c1 = 10, 4, 16
+    assert typo.split("\n")[line - 1][c0 : c1 + 1] == "print(mesage)"
+    res, written = run_nvim(nvim, "rewrite", tmp_path, text=typo, DG_SELECTION=json.dumps([line, c0, c1]),
+                            DG_LSP_CMD=json.dumps(server_command(EMBEDDED)))
+    a, b = offset(typo, line, c0), offset(typo, line, c1 + 1)
     after = res["after"]
-    assert after.startswith(SAMPLE[:a]) and after.endswith(SAMPLE[b:]), "only the selection changed"
-    assert after != SAMPLE
+    assert after.startswith(typo[:a]) and after.endswith(typo[b:]), "only the selection changed"
+    assert after == SAMPLE, after[a : len(after) - len(typo) + b]  # the name the function uses
     assert written == after
 
 

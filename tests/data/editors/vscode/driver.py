@@ -9,7 +9,8 @@ path), "positions" ([[line 1-based, column 1-based], ...] to try), "selection" (
 1. the workbench loads, the file opens (Quick Open), the extension's status bar item appears;
 2. at a position, "Trigger Inline Suggestion" asks for one (invoked): ghost text appears; Alt+] shows
    the next candidate, until the first comes round again; Tab accepts the one shown; Ctrl+S;
-3. "dg-lsp: Rewrite selection" from the command palette on a selection; Ctrl+S;
+3. "dg-lsp: Rewrite selection" from the command palette on a selection; Ctrl+S (or, when the
+   model changes nothing, its "no change suggested" notification);
 4. a bad setting typed into settings.json shows the server's message as a notification.
 
 Every step records what it saw; a failed step records ``error`` and the rest is skipped.
@@ -167,11 +168,17 @@ def main(config_path: str) -> None:
             saved = Path(cfg["file"]).read_text()
             res["before_rewrite"] = saved
             command("dg-lsp: Rewrite selection")
+            # an edit of the selection, or none and the server's "no change suggested" message
+            # (a model that doubts nothing enough to change it; the random test model never does)
+            no_change = ".notifications-toasts .notification-toast:has-text('no change suggested')"
             t4 = time.time() + timeout / 1000
             while time.time() < t4:
                 time.sleep(0.5)
                 page.keyboard.press("Control+S")
                 if Path(cfg["file"]).read_text() != saved:
+                    break
+                if page.query_selector(no_change) is not None:
+                    res["rewrite_message"] = page.inner_text(no_change)
                     break
             res["after_rewrite"] = Path(cfg["file"]).read_text()
             step("rewritten")
