@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from dg_lsp.engine.core import Engine
     from model.make_random import build
-    from model.config import SIZES
+    from dg_lsp.training.config import SIZES
 
     torch.set_num_threads(a.threads)
     import argparse as argparse_mod

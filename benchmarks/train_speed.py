@@ -64,8 +64,8 @@ def main(argv: list[str] | None = None) -> None:
     from transformers import DiffusionGemmaForBlockDiffusion
 
     from dg_lsp.engine.fastpath import cpu_has_bf16
-    from model.config import make_config
-    from model.examples import ExampleSampler, Tok, collate
+    from dg_lsp.training.config import make_config
+    from dg_lsp.training.examples import ExampleSampler, Tok, collate
     from model.train import TrainConfig, make_forward, step_losses
 
     torch.set_num_threads(a.threads)

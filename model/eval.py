@@ -27,7 +27,7 @@ canvas (``--canvas-init``: auto reads the checkpoint's generation_config.json). 
 through the real server: ``benchmarks/heldout_server.py``.
 
 ``--holdout N`` (off by default; kept for comparison with older runs): middles cut as in training
-(model/examples.py, fixed seed) from the corpus's test split (files of the training packages),
+(dg_lsp/training/examples.py, fixed seed) from the corpus's test split (files of the training packages),
 exact match and syntax validity per language.
 
 For HumanEval and ``--holdout``, prefix and suffix are cut to the token budget the model was trained
@@ -154,7 +154,7 @@ class Infiller:
         self.ms: list[float] = []
 
     def __call__(self, prefix: str, suffix: str, max_new_tokens: int | None = None, seed: int = 0) -> str:
-        from model.examples import truncate_context
+        from dg_lsp.training.examples import truncate_context
 
         prefix, suffix = truncate_context(self.tok, prefix, suffix, self.prefix_tokens, self.suffix_tokens)
         self.engine.cache.reset()
@@ -180,7 +180,7 @@ def eval_humaneval(infill: Infiller, name: str, limit: int | None, jobs: int = 2
 
 def eval_holdout(infill: Infiller, corpus: Path, n: int, seed: int = 1234) -> dict:
     from model.corpus import iter_corpus
-    from model.examples import cut_middle
+    from dg_lsp.training.examples import cut_middle
 
     recs = list(iter_corpus(corpus, "test"))
     if not recs:

@@ -418,7 +418,7 @@ class CausalScorer:
 
     def __init__(self, model_dir: str | Path):
         from dg_lsp.engine.loader import load_checkpoint
-        from model.lean import LeanForward
+        from dg_lsp.training.lean import LeanForward
 
         self.model = load_checkpoint(str(model_dir), device="cpu", dtype="float32").model.eval()
         self.fwd = LeanForward(self.model)

@@ -17,8 +17,8 @@ from typing import Iterator
 import torch
 from transformers import DiffusionGemmaForBlockDiffusion
 
-from model.checkpoint import save_checkpoint
-from model.config import SIZES, make_config
+from dg_lsp.training.checkpoint import save_checkpoint
+from dg_lsp.training.config import SIZES, make_config
 from model.tokenizer import save_tokenizer, train_tokenizer
 
 

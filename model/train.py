@@ -3,7 +3,7 @@
     python -m model.train --out runs/NAME [--size mini] [--device cpu|cuda] [--minutes M]
                           [--steps N] [--batch B] [--canvases K] [--resume]
 
-Each step: a batch of fill-in-the-middle examples (model/examples.py); the prompt is
+Each step: a batch of fill-in-the-middle examples (dg_lsp/training/examples.py); the prompt is
 encoded once into a DynamicCache (with gradients), the cache is repeated for ``K`` noisy
 copies of each canvas (more supervised canvas positions per encoded prompt token); each
 canvas token is replaced by a uniformly random vocabulary token with probability
@@ -33,9 +33,9 @@ import torch
 from transformers import DiffusionGemmaForBlockDiffusion
 
 from dg_lsp.engine.prompt import MASK
-from model.checkpoint import save_checkpoint
-from model.config import SIZES, make_config
-from model.examples import ExampleSampler, Tok, collate
+from dg_lsp.training.checkpoint import save_checkpoint
+from dg_lsp.training.config import SIZES, make_config
+from dg_lsp.training.examples import ExampleSampler, Tok, collate
 
 
 @dataclass
@@ -68,7 +68,7 @@ class TrainConfig:
     log_every: int = 10
     save_minutes: float = 5.0
     # recipe (docs/training.md says how each was chosen)
-    engine: str = "lean"  # lean: model/lean.py over transformers' parameters; hf: transformers' modules
+    engine: str = "lean"  # lean: dg_lsp/training/lean.py over transformers' parameters; hf: transformers' modules
     noise: str = "uniform"  # uniform (DiffusionGemma's) or mask (absorbing <mask>); written to generation_config
     t_dist: str = "uniform"  # noise level: uniform, or high (t = sqrt(u))
     ar_weight: float = 0.0  # weight of the encoder's next-token loss (0: off)

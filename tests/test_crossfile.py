@@ -55,7 +55,7 @@ def test_training_and_serving_build_the_same_prompt():
     """A training example with cross-file sources has exactly the ids the engine builds for the
     same prefix, suffix and snippets (one prompt builder)."""
     from dg_lsp.engine import Engine
-    from model.examples import Tok, make_example
+    from dg_lsp.training.examples import Tok, make_example
 
     tok = Tok(TINY)
     eng = Engine.load(str(TINY), device="cpu", threads=1)
@@ -69,7 +69,7 @@ def test_training_and_serving_build_the_same_prompt():
 
 
 def test_sampler_draws_snippets_from_the_same_package():
-    from model.examples import ExampleSampler, Tok
+    from dg_lsp.training.examples import ExampleSampler, Tok
 
     recs = [{"source": "pkg", "path": p.name, "lang": "python", "text": p.read_text()} for p in sorted(FILES.glob("*.py"))]
     recs.append({"source": "other", "path": "far.py", "lang": "python", "text": "def far_away():\n    return 42\n" * 5})
@@ -86,7 +86,7 @@ def test_sampler_draws_snippets_from_the_same_package():
 def test_cross_file_batches_are_all_or_none_per_step():
     """--cross-file-batches: the share is of whole steps; every row of a step (and of a rank's
     slice of it) is asked for snippets or none is, and about the asked share of steps is."""
-    from model.examples import ExampleSampler, Tok
+    from dg_lsp.training.examples import ExampleSampler, Tok
 
     recs = [{"source": "pkg", "path": p.name, "lang": "python", "text": p.read_text()} for p in sorted(FILES.glob("*.py"))]
     tok = Tok(TINY)

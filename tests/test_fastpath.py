@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from transformers import DiffusionGemmaConfig, DiffusionGemmaForBlockDiffusion, DynamicCache
 
 from dg_lsp.engine import fastpath
-from model.config import MINIMAL_VISION
+from dg_lsp.training.config import MINIMAL_VISION
 
 SHAPES = {
     "mini": dict(layer_types=["full_attention"] * 3, num_attention_heads=2, num_key_value_heads=1,

@@ -149,8 +149,8 @@ def test_pickle_checkpoint_refused(srv: RawServer):
 
 def big_checkpoint() -> Path:
     """A real 50M-parameter checkpoint (~100 MB bf16, ~200 MB in float32) on the tiny tokenizer."""
-    from model.checkpoint import save_checkpoint
-    from model.config import ModelSize, make_config
+    from dg_lsp.training.checkpoint import save_checkpoint
+    from dg_lsp.training.config import ModelSize, make_config
     from transformers import DiffusionGemmaForBlockDiffusion
 
     path = CACHE / "big-checkpoint"

@@ -1,4 +1,4 @@
-"""The lean trainer (model/lean.py) computes transformers' losses and gradients, and
+"""The lean trainer (dg_lsp/training/lean.py) computes transformers' losses and gradients, and
 data-parallel training steps as one process at the summed batch."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import pytest
 import torch
 from transformers import DiffusionGemmaForBlockDiffusion
 
-from model.config import ModelSize, make_config
+from dg_lsp.training.config import ModelSize, make_config
 from model.train import HFForward, TrainConfig, step_losses
-from model.lean import LeanForward
+from dg_lsp.training.lean import LeanForward
 from test_model import corpus, tok_dir  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parents[1]

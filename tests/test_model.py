@@ -13,7 +13,7 @@ import torch
 
 from dg_lsp.engine.prompt import EOS, PAD, build_prompt, canvas_target
 from model.corpus import keep_text, license_of, split_of
-from model.examples import ExampleSampler, Tok, collate, cut_middle, make_example, truncate_context
+from dg_lsp.training.examples import ExampleSampler, Tok, collate, cut_middle, make_example, truncate_context
 from model.tokenizer import save_tokenizer, train_tokenizer
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
@@ -104,7 +104,7 @@ def test_truncate_context_keeps_the_text_near_the_cursor(tok_dir):
 def test_padded_batch_matches_single_examples(tok_dir):
     from transformers import DiffusionGemmaForBlockDiffusion, DynamicCache
 
-    from model.config import make_config
+    from dg_lsp.training.config import make_config
     from model.train import canvas_logits, encode_prompt
 
     tok = Tok(tok_dir)

@@ -1,7 +1,7 @@
 """Cross-file context: snippets of the project's other files that look like the code at the cursor.
 
 Shared by the server (other open documents and files next to the cursor's file) and training
-(other files of the same package, ``model/examples.py``), so the model sees at serving time the
+(other files of the same package, ``dg_lsp/training/examples.py``), so the model sees at serving time the
 layout it was trained on. As in RepoCoder and llama.vim: every source is cut into overlapping
 windows of ``CHUNK_LINES`` lines, each scored by the Jaccard similarity of its identifiers to
 those of the lines around the cursor (``query``), and the best non-overlapping ones that fit

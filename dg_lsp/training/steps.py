@@ -45,7 +45,7 @@ def canvas_logits(model, cache, canvas, batch: dict, sc_logits=None) -> torch.Te
 
 
 class HFForward:
-    """transformers' own modules behind the interface of ``model.lean.LeanForward`` (reference
+    """transformers' own modules behind the interface of ``dg_lsp.training.lean.LeanForward`` (reference
     and speed baseline: ``--engine hf``)."""
 
     def __init__(self, model):
