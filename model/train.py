@@ -69,7 +69,9 @@ class TrainConfig:
     save_minutes: float = 5.0
     # recipe (docs/training.md says how each was chosen)
     engine: str = "lean"  # lean: dg_lsp/training/lean.py over transformers' parameters; hf: transformers' modules
-    noise: str = "uniform"  # uniform (DiffusionGemma's) or mask (absorbing <mask>); written to generation_config
+    # uniform (DiffusionGemma's), mask (absorbing <mask>) or correct (mask plus wrong visible tokens
+    # and edits to fix: dg_lsp/training/noise.py); written to generation_config as canvas_init
+    noise: str = "uniform"
     t_dist: str = "uniform"  # noise level: uniform, or high (t = sqrt(u))
     ar_weight: float = 0.0  # weight of the encoder's next-token loss (0: off)
     canvas_weight: float = 1.0  # weight of the canvas (denoising) loss; 0: the decoder is not run (next-token only)
@@ -181,6 +183,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         saved = json.loads((compact / "state.json").read_text())["cfg"]
     if state is not None or compact is not None:
         for k in ("size", "seed", "prefix_tokens", "suffix_tokens", "noise"):
+            if k == "noise" and saved.get(k) in ("mask", "correct") and cfg.noise in ("mask", "correct"):
+                continue  # a mask-noise run may go on with corrections (or back): both start from <mask>
             if k in saved:
                 setattr(cfg, k, saved[k])
         if compact is None:  # paths of the machine that trained; a committed state keeps this run's
@@ -345,7 +349,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
 
 def sampler_for(cfg: TrainConfig) -> dict:
     """Sampler settings written to the checkpoint's generation_config.json."""
-    return {"canvas_init": cfg.noise}
+    return {"canvas_init": "mask" if cfg.noise == "correct" else cfg.noise}
 
 
 def save_state(out: Path, model, opt, step: int, train_time: float, cfg: TrainConfig, tokens: int = 0,

@@ -7,6 +7,15 @@ canvas (``canvas_init``), so the server starts sampling where the model was trai
   vocabulary token with probability t. The model must find which tokens are noise.
 * ``mask`` -- absorbing: each position becomes ``<mask>`` with probability t. Which
   positions to fill is given; at small scale this learns faster (von Rutte et al., 2512.10858).
+* ``correct`` -- ``mask``, plus wrong *visible* tokens the model must find and fix (issue 26:
+  mask training alone never asks the canvas to doubt a visible token, arXiv 2512.15596): each
+  position the masks leave visible is a uniformly random token with probability
+  ``WRONG_SHARE`` (DiffusionGemma's own noise), and with probability ``EDIT_SHARE`` a canvas
+  also gets one edit of its true middle (Seed Diffusion's edit corruptions, arXiv 2508.02193):
+  two adjacent tokens swapped, a token replaced by another token of the same canvas (a name
+  used elsewhere), a token dropped (the rest shifts left, EOS fills the end) or a token
+  repeated (the rest shifts right). The target is the true canvas at every position. A
+  checkpoint trained so still starts sampling from ``<mask>`` (``canvas_init: "mask"``).
 
 The noise level t per canvas is drawn from ``t_dist``:
 
@@ -24,7 +33,11 @@ from dataclasses import dataclass
 
 import torch
 
-NOISES = ("uniform", "mask")
+NOISES = ("uniform", "mask", "correct")
+# ``correct``: the share of visible positions replaced by a random token, and of canvases edited
+WRONG_SHARE = 0.1
+EDIT_SHARE = 0.5
+EDITS = ("swap", "substitute", "drop", "repeat")
 T_DISTS = ("uniform", "high")
 
 
@@ -49,7 +62,7 @@ def noise_levels(n: int, dist: str, gen: torch.Generator) -> torch.Tensor:
 @dataclass
 class Corrupted:
     xt: torch.Tensor  # (N, C) noisy canvases
-    hit: torch.Tensor  # (N, C) bool, positions the noise replaced
+    hit: torch.Tensor  # (N, C) bool, positions the noise replaced (``correct``: where xt != x0)
     t: torch.Tensor  # (N, 1)
 
 
@@ -68,6 +81,33 @@ def corrupt(x0: torch.Tensor, kind: str, dist: str, vocab: int, mask_id: int, ge
         xt = torch.where(hit, noise, x0)
     elif kind == "mask":
         xt = torch.where(hit, torch.full_like(x0, mask_id), x0)
+    elif kind == "correct":
+        # the draws for the whole batch, then this slice (data-parallel ranks agree)
+        wrong = torch.rand(total, c, generator=gen) < WRONG_SHARE
+        edit = torch.rand(total, generator=gen) < EDIT_SHARE
+        op = torch.randint(0, len(EDITS), (total,), generator=gen)
+        at = torch.randint(0, max(1, c - 1), (total,), generator=gen)
+        src = torch.randint(0, c, (total,), generator=gen)
+        sl = slice(offset, offset + n)
+        wrong, edit, op, at, src = wrong[sl], edit[sl], op[sl].tolist(), at[sl].tolist(), src[sl].tolist()
+        base = x0.clone()
+        for r in range(n):  # one edit of the true middle, before masks and random tokens
+            if not bool(edit[r]):
+                continue
+            row, i = base[r], at[r]
+            kind_r = EDITS[op[r]]
+            if kind_r == "swap":
+                row[i], row[i + 1] = x0[r, i + 1], x0[r, i]
+            elif kind_r == "substitute":
+                row[i] = x0[r, src[r]]
+            elif kind_r == "drop":
+                row[i:-1] = x0[r, i + 1:].clone()
+                row[-1] = x0[r, -1]
+            else:  # repeat
+                row[i + 1:] = x0[r, i:-1].clone()
+        xt = torch.where(wrong.to(x0.device) & ~hit, noise, base)
+        xt = torch.where(hit, torch.full_like(x0, mask_id), xt)
+        hit = xt != x0
     else:
         raise ValueError(f"unknown noise {kind!r}")
     return Corrupted(xt, hit, t)
