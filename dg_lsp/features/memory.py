@@ -87,7 +87,8 @@ def ensure_workspace(ls: "DgLanguageServer", engine: "Engine | None") -> None:
         return
     from dg_lsp.memory.workspace import WorkspaceMemory
 
-    st.workspace = WorkspaceMemory(folders, background_encoder(engine.tokenizer), max_tokens=s.memory_workspace_tokens)
+    st.workspace = WorkspaceMemory(folders, background_encoder(engine.tokenizer), max_tokens=s.memory_workspace_tokens,
+                                   busy=lambda: ls.worker.inflight > 0)  # indexing waits while a request computes
     st.key = key
     st.workspace.start()
     log.info("workspace memory: indexing %s", ", ".join(folders))

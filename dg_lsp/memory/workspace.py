@@ -44,6 +44,8 @@ MAX_FORCED = 10_000
 # in column 0: a tokenizer call holds the GIL throughout (~2 MB/s), so a 500 KB file in one call
 # would stall the server's thread for a quarter of a second; a piece, for a few milliseconds.
 ENCODE_CHUNK = 16_384
+# The longest the build waits for the server's model work before reading the next file (seconds)
+BUSY_WAIT_S = 0.5
 
 
 def _norm(path: str) -> str:
@@ -130,13 +132,16 @@ class WorkspaceMemory:
     (see the module doc). Nothing here raises to the caller but the constructor's arguments."""
 
     def __init__(self, folders: list[str], encode: Callable[[str], list[int]], *, max_tokens: int = 4_000_000,
-                 max_files: int = 20_000, debounce_s: float = 1.0):
+                 max_files: int = 20_000, debounce_s: float = 1.0, busy: Callable[[], bool] | None = None):
         self.folders: list[str] = []
         for f in folders:
             f = _norm(f)
             if f not in self.folders:
                 self.folders.append(f)
         self.encode = encode
+        # True while the server has model work in flight: the build then waits between files (up to
+        # BUSY_WAIT_S at a time), so that typing does not share the CPU with indexing
+        self.busy = busy
         self.max_tokens = int(max_tokens)
         self.max_files = int(max_files)
         self.debounce_s = max(0.0, float(debounce_s))
@@ -164,6 +169,17 @@ class WorkspaceMemory:
         self._scans = 0
         self._reads = 0
         self._requests = 0
+
+    def _yield_to_requests(self) -> None:
+        """Wait while ``busy()`` says the server is computing (at most ``BUSY_WAIT_S`` per file)."""
+        if self.busy is None:
+            return
+        end = time.monotonic() + BUSY_WAIT_S
+        try:
+            while self.busy() and not self._stop.is_set() and time.monotonic() < end:
+                time.sleep(0.002)
+        except Exception:  # noqa: BLE001 - a failing probe never stops indexing
+            self.busy = None
 
     # ------------------------------------------------------------ control
     def start(self) -> None:
@@ -363,6 +379,7 @@ class WorkspaceMemory:
                 if hit is not None and st is not None and (hit.mtime_ns, hit.size) == (st.st_mtime_ns, st.st_size):
                     entry = hit
                 else:
+                    self._yield_to_requests()
                     data, why, st2 = read_source(c)
                     self._reads += 1
                     st = st2 or st
