@@ -194,3 +194,24 @@ async def test_watched_file_storms_and_vanishing_files_never_block_a_completion(
         assert ws["files"] >= 2 + 40 * 34 + 1, ws  # what exists on disk now, the late file included
     finally:
         await close(client)
+
+
+def test_the_memory_steers_a_canvas_checkpoint():
+    """A checkpoint that answers by denoising (the tiny random one, as the real DiffusionGemma
+    would: no causal draft) gets the memory in every canvas step: after ``compute_`` the
+    document's own continuation comes out, which the random model alone never writes. (At a
+    token boundary: a cursor inside a word the tokenizer splits differently there, ``compute_|``,
+    finds no match.)"""
+    from conftest import TINY
+    from dg_lsp.engine import Engine
+    from dg_lsp.memory.scopes import build_memory
+
+    engine = Engine.load(str(TINY), device="cpu", threads=1)
+    assert engine.settings.draft != "answer"  # it denoises
+    text = "value = compute_total_amount(items, tax)\nprint(value)\nresult = compute_total_amount("
+    memory = build_memory(engine.tokens.encode, text, len(text))
+    with_mem = engine.infill(text, "\n", max_new_tokens=8, canvas_length=8, memory=memory)
+    without = engine.infill(text, "\n", max_new_tokens=8, canvas_length=8)
+    assert with_mem.text.startswith("items, tax)"), with_mem.text
+    assert not without.text.startswith("items"), without.text
+    assert with_mem.memory["supplied"] >= 2 and with_mem.memory["mean_length"] >= 2
