@@ -207,6 +207,12 @@ def doctor(args: argparse.Namespace) -> int:
 
     for op, answer in operations(engine).items():
         print(f"  {op.replace('_', ' ')}: {answer}")
+    gate = engine.gate
+    print("  show/withhold gate: " + (f"learned (gate.json, {gate.meta.get('examples', '?')} dev answers): "
+                                      "minConfidence reads as the probability of a useful suggestion"
+                                      if gate is not None else "the model's own confidence (no gate.json)"))
+    print("  token memory: on by default (memory: auto): the open document, other open documents, "
+          "the workspace's source files (docs/memory.md)")
     import msgspec
 
     from dg_lsp.server import tuned_weights

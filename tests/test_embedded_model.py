@@ -47,6 +47,7 @@ def test_cli_doctor():
     out = subprocess.run([sys.executable, "-m", "dg_lsp", "doctor"], env=OFFLINE, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "python" in out.stdout and str(EMBEDDED.name) in out.stdout
+    assert "show/withhold gate: learned (gate.json" in out.stdout  # the embedded model ships its gate
 
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=server_command(None), server_env=OFFLINE), scope="module")
