@@ -549,18 +549,15 @@ class Engine:
                                         should_stop=should_stop, min_prob=self._draft_floor(settings, cursor), memory=cursor,
                                         stop=self._draft_stop(settings, cursor))
         timings["draft"] = (time.perf_counter() - t0) * 1000
-        forks = getattr(cursor, "forks", None) or [None] * len(rows)
+        forks = cursor.forks if cursor is not None else [None] * len(rows)
         return self._distinct([self._draft_result(ids, probs, settings, prompt, timings, c)
                                for (ids, probs), c in zip(rows, forks)])
 
-    @staticmethod
-    def _draft_floor(settings: SamplerSettings, cursor: Any = None) -> float:
+    def _draft_floor(self, settings: SamplerSettings, cursor: Any = None) -> float:
         """The running probability under which the answer's cut keeps no token: drafting stops there
         (with a memory, its cuts: ``MixParams``)."""
-        if cursor is not None:
-            p = cursor.memory.params
-            return min(p.draft_cut, p.draft_short_cut)
-        return min(settings.draft_cut, settings.draft_short_cut)
+        cut, short_cut, _ = self._cuts(settings, cursor)
+        return min(cut, short_cut)
 
     def _cuts(self, settings: SamplerSettings, cursor: Any = None) -> tuple[float, float, float]:
         """(cut, short cut, token floor) of the answer: the checkpoint's, or a memory's (``MixParams``)."""

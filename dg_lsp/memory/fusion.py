@@ -19,7 +19,7 @@ held-out packages (``benchmarks/memory.py``, docs/memory.md).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -82,6 +82,17 @@ class Evidence:
     supplied: bool = False  # the memories gave this token more probability than the model did
 
 
+class _Part(NamedTuple):
+    """What one scope says after a sequence: its next tokens, their distribution, its weight."""
+
+    ids: np.ndarray  # (K,) token ids
+    q: np.ndarray  # (K,) their share of the occurrences
+    lam: float  # the scope's weight for this match
+    length: int  # the match's length
+    ids_t: torch.Tensor  # ``ids`` as a tensor
+    weighted: torch.Tensor  # ``q * lam`` float32
+
+
 class Cursor:
     """One decoded sequence's matches, per scope, advanced token by token (``push``)."""
 
@@ -89,35 +100,34 @@ class Cursor:
         self.memory = memory
         self.context = context
         self.matches: list[Match] = [s.index.match(context, exclude=s.exclude) for s in memory.scopes]
-        self._cached: list | None = None
+        self._cached: list[_Part] | None = None
         self.evidence: list[Evidence] = []
-        self._last: tuple[torch.Tensor, list[tuple[np.ndarray, np.ndarray, float, int]]] | None = None
+        self._last: tuple[torch.Tensor, list[_Part]] | None = None  # the latest ``mix``: model's probs, parts
+        self.forks: list[Cursor] = []  # ``FastModel.draft_branches``: each row's cursor
 
     def fork(self) -> "Cursor":
         c = Cursor.__new__(Cursor)
         c.memory, c.context, c.matches = self.memory, list(self.context), list(self.matches)
-        c.evidence, c._last, c._cached = list(self.evidence), self._last, self._cached
+        c.evidence, c._last, c._cached, c.forks = list(self.evidence), self._last, self._cached, []
         return c
 
     def mix(self, probs: torch.Tensor) -> torch.Tensor:
         """``probs`` (V,) float32, the model's next-token distribution -> the mixed one (a new tensor
         when a memory speaks, else ``probs`` itself)."""
         parts = self._parts(probs.shape[-1])
-        total = sum(p[2] for p in parts)
-        params = self.memory.params
         self._last = (probs, parts)
         if not parts:
             return probs
-        scale = min(1.0, params.max_total / total) if total > 0 else 1.0
+        total = sum(p.lam for p in parts)
+        scale = min(1.0, self.memory.params.max_total / total)
         out = probs * (1.0 - total * scale)
-        for part in parts:
-            ids_t, w_t = part[4], part[5]
-            out.index_add_(0, ids_t.to(out.device), (w_t * scale).to(dtype=out.dtype, device=out.device))
+        for p in parts:
+            out.index_add_(0, p.ids_t.to(out.device), (p.weighted * scale).to(dtype=out.dtype, device=out.device))
         return out
 
-    def _parts(self, vocab: int) -> list:
-        """(ids, distribution, weight, match length) per scope that speaks after this sequence;
-        computed once per state (a canvas asks again at every step)."""
+    def _parts(self, vocab: int) -> list[_Part]:
+        """What each scope that speaks after this sequence says; computed once per state (a
+        canvas asks again at every step)."""
         if self._cached is not None:
             return self._cached
         parts = []
@@ -131,7 +141,7 @@ class Cursor:
             ids, counts = ids[ok], counts[ok]
             if len(ids):
                 q = counts / counts.sum()
-                parts.append((ids, q, lam, m.length, torch.from_numpy(ids), torch.from_numpy(q * lam).float()))
+                parts.append(_Part(ids, q, lam, m.length, torch.from_numpy(ids), torch.from_numpy(q * lam).float()))
         self._cached = parts
         return parts
 
@@ -142,13 +152,13 @@ class Cursor:
         if self._last is not None:
             probs, parts = self._last
             mem = 0.0
-            for ids, q, lam, length, *_ in parts:
-                ev.length = max(ev.length, length)
-                hit = np.flatnonzero(ids == token)
+            for p in parts:
+                ev.length = max(ev.length, p.length)
+                hit = np.flatnonzero(p.ids == token)
                 if len(hit):
-                    mem += lam * float(q[hit[0]])
-                    ev.agreed = ev.agreed or int(ids[int(np.argmax(q))]) == token
-            ev.supplied = mem > float(probs[token]) * (1.0 - sum(p[2] for p in parts))
+                    mem += p.lam * float(p.q[hit[0]])
+                    ev.agreed = ev.agreed or int(p.ids[int(np.argmax(p.q))]) == token
+            ev.supplied = mem > float(probs[token]) * (1.0 - sum(p.lam for p in parts))
         self.evidence.append(ev)
         self._last = None
         self.context.append(token)
@@ -168,7 +178,6 @@ class Cursor:
             "agreed": sum(e.agreed for e in ev),
             "mean_length": (sum(e.length for e in ev) / k) if k else 0.0,
         }
-
 
 
 class MemoryHook:

@@ -48,19 +48,18 @@ VECTOR_RANGE = 4096
 @dataclass
 class Match:
     """The longest-suffix match of a context: ``length`` tokens, at ``positions`` (the index in
-    the token array of each occurrence's last token; a sample when there are many), ``total``
-    occurrences with a successor in all."""
+    the token array of each occurrence's last token, each with a successor; an even sample of
+    at most ``MAX_POSITIONS`` when there are more)."""
 
     length: int
     positions: np.ndarray
-    total: int
 
     @property
     def found(self) -> bool:
-        return self.length > 0 and self.total > 0
+        return self.length > 0 and len(self.positions) > 0
 
 
-NO_MATCH = Match(0, np.zeros(0, dtype=np.int64), 0)
+NO_MATCH = Match(0, np.zeros(0, dtype=np.int64))
 
 
 class TokenIndex:
@@ -132,7 +131,7 @@ class TokenIndex:
             if not len(nxt):
                 break
             pos, k = nxt, k + 1
-        return _sampled(k, pos)
+        return Match(k, pos[_even(len(pos), MAX_POSITIONS)])
 
     def _search(self, ctx: list[int], exclude: np.ndarray | None) -> Match:
         """Nested ranges of the reversed array's suffix array, one per context token read
@@ -151,27 +150,18 @@ class TokenIndex:
         # the longest k whose occurrences include one with a successor (outside ``exclude``):
         # shorter matches have more occurrences, so that is monotone in k, and a binary search
         # finds it (the text before the cursor, or a hidden file, can match very long)
-        def valid_at(k: int) -> tuple[np.ndarray, int]:
-            lo, hi = ranges[k - 1]
-            if hi - lo > MAX_POSITIONS:
-                idx = lo + (np.arange(MAX_POSITIONS, dtype=np.int64) * (hi - lo)) // MAX_POSITIONS
-            else:
-                idx = np.arange(lo, hi, dtype=np.int64)
-            pos = self._valid(n - 1 - sa[idx], exclude)  # forward index of the context's last token
-            return pos, (hi - lo if hi - lo > MAX_POSITIONS else len(pos))
-
-        best: tuple[int, np.ndarray, int] | None = None
+        best = NO_MATCH
         a, b = 1, len(ranges)
         while a <= b:
             k = (a + b) // 2
-            pos, total = valid_at(k)
+            lo, hi = ranges[k - 1]
+            idx = lo + _even(hi - lo, MAX_POSITIONS)
+            pos = self._valid(n - 1 - sa[idx], exclude)  # forward index of the context's last token
             if len(pos):
-                best, a = (k, pos, total), k + 1
+                best, a = Match(k, pos), k + 1
             else:
                 b = k - 1
-        if best is not None:
-            return Match(best[0], best[1], best[2])
-        return NO_MATCH
+        return best
 
     def advance(self, m: Match, token: int, context: Sequence[int], *, exclude: np.ndarray | None = None,
                 max_len: int = MAX_MATCH) -> Match:
@@ -181,31 +171,23 @@ class TokenIndex:
             pos = m.positions + 1
             pos = self._valid(pos[self.tokens[pos] == token], exclude)
             if len(pos) and m.length < max_len:
-                sampled = m.total > len(m.positions)
-                total = round(m.total * len(pos) / len(m.positions)) if sampled else len(pos)
-                return Match(m.length + 1, pos, max(total, len(pos)))
+                return Match(m.length + 1, pos)
         return self.match(context, exclude=exclude, max_len=max_len)
 
     def next_counts(self, m: Match) -> tuple[np.ndarray, np.ndarray]:
         """(token ids, counts) of what follows the match's occurrences."""
         if not m.found:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        pos = m.positions
-        if len(pos) > COUNT_SAMPLE:  # the distribution of a frequent context, from an even sample
-            pos = pos[(np.arange(COUNT_SAMPLE, dtype=np.int64) * len(pos)) // COUNT_SAMPLE]
+        pos = m.positions[_even(len(m.positions), COUNT_SAMPLE)]  # a frequent context: an even sample
         ids, counts = np.unique(self.tokens[pos + 1], return_counts=True)
         return ids.astype(np.int64), counts.astype(np.int64)
 
-    def sequence_of(self, position: int) -> int:
-        """Which sequence ``position`` (an index in ``tokens``) belongs to."""
-        return int(np.searchsorted(self.starts, position, side="right") - 1)
 
-
-def _sampled(k: int, pos: np.ndarray) -> Match:
-    total = len(pos)
-    if total > MAX_POSITIONS:
-        pos = pos[(np.arange(MAX_POSITIONS, dtype=np.int64) * total) // MAX_POSITIONS]
-    return Match(k, pos, total)
+def _even(n: int, k: int) -> np.ndarray:
+    """Indices 0..n-1, or ``k`` of them evenly spread when ``n`` is larger."""
+    if n <= k:
+        return np.arange(n, dtype=np.int64)
+    return (np.arange(k, dtype=np.int64) * n) // k
 
 
 def _narrow(sa: np.ndarray, rev: np.ndarray, lo: int, hi: int, j: int, c: int) -> tuple[int, int]:
