@@ -101,7 +101,6 @@ def corpus_index(engine, corpus: Path, mb: float):
 def run(engine, holes, records, scopes: tuple[str, ...], params, open_files: int = 3, corpus=None) -> list[dict]:
     from dg_lsp.confidence import RecentAnswers
     from dg_lsp.context import SyntaxDocument, registry
-    from dg_lsp.gate import features as gate_features
     from dg_lsp.memory.scopes import build_memory
     from dg_lsp.service import propose
     from dg_lsp.settings import DEFAULTS
@@ -148,9 +147,8 @@ def run(engine, holes, records, scopes: tuple[str, ...], params, open_files: int
         res = p.result
         drafted = len(res.token_ids) if res is not None else 0
         sc = heldout.score(h, p.text, p.replace)
-        mid_line = bool(doc_text[doc_text.rfind("\n", 0, h.offset) + 1 : h.offset].strip())
         rows.append({"lang": h.lang, "kind": h.kind, "answer": p.text, "middle": h.middle, **sc,
-                     "features": gate_features(res, p.text, p.mode, mid_line) if res is not None else None,
+                     "features": p.features,
                      "model_confidence": p.model_confidence,
                      "confidence": p.confidence, "ms": ms, "memory_ms": t_mem + (res.timings.get("memory", 0.0) if res else 0.0),
                      "draft_ms": res.timings.get("draft", 0.0) if res else 0.0, "tokens": drafted,

@@ -107,6 +107,8 @@ class Proposal:
     judged: str = ""  # why the confidence was lowered ("" = it was not)
     # further distinct candidates (``candidates`` > 1), best first; ``self`` is the best
     alternatives: list["Proposal"] = field(default_factory=list)
+    # the learned gate's inputs (``dg_lsp.gate.features``) for a non-blank answer, else None
+    features: list[float] | None = None
 
 
 def combined_confidence(results: list[InfillResult]) -> float:
@@ -159,7 +161,7 @@ def propose(
     doc.last_cut = c
     t_cut = time.perf_counter()
     check = check_window(doc, offset)
-    mid_line = bool(doc.text[doc.text.rfind("\n", 0, offset) + 1 : offset].strip())
+    mid_line = bool(doc.text[doc.line_start(doc.line_of(offset)) : offset].strip())
     gen = Generation(engine, spec, c.prefix, c.suffix, mode, settings, should_stop, syntax_aware, hook, check,
                      context=cross_file, memory=memory)
     cands = gen.run_many(candidates) if candidates > 1 else [gen.run_tracked("", [])]
@@ -182,11 +184,12 @@ def propose(
         model = combined_confidence(results)
         v = judge(model, done.text, broken=broken, same_elsewhere=recent.others(place, done.text) if recent else 0)
         conf = v.confidence
-        if engine.gate is not None and done.text.strip():  # the learned gate, under the judge's rules
-            p = engine.gate.probability(gate_features(results[0], done.text, mode, mid_line))
+        features = gate_features(results[0], done.text, mode, mid_line) if done.text.strip() else None
+        if engine.gate is not None and features is not None:  # the learned gate, under the judge's rules
+            p = engine.gate.probability(features)
             conf = p * (v.confidence / v.model if v.model > 0 else (0.0 if v.reason else 1.0))
         props.append(Proposal(done.text, offset, done.replace, mode, done.reason, results[0], {},
-                              conf, v.model, v.reason))
+                              conf, v.model, v.reason, features=features))
     t_end = time.perf_counter()
     res = gen.results[0]
     timings = {

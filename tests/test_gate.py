@@ -40,8 +40,9 @@ def test_gate_json_round_trips_and_refuses_other_features(tmp_path):
 
 
 def test_embedded_model_ships_a_gate_the_service_uses():
-    """The embedded model's gate is loaded with it; an automatic proposal's confidence is the
-    gate's probability (times the judge's penalty), not the model's own geometric mean."""
+    """The embedded model's gate is loaded with it, and an automatic proposal's confidence is the
+    gate's: a gate that says 0.5 whatever it sees (zero weights, zero bias) makes it 0.5; without a
+    gate it is the model's own score."""
     from dg_lsp.context import SyntaxDocument, registry
     from dg_lsp.engine import Engine
     from dg_lsp.service import propose
@@ -52,11 +53,19 @@ def test_embedded_model_ships_a_gate_the_service_uses():
     assert engine.describe()["gate"]["command"].startswith("python benchmarks/fit_gate.py")
     spec = registry().get("python")
     text = "def area(width, height):\n    return width * height\n\n\ndef perimeter(width, height):\n    return "
-    p = propose(engine, spec, SyntaxDocument(spec, text), len(text), DEFAULTS, invoked=False)
-    assert p.text
-    res = p.result
-    mid_line = True
-    want = engine.gate.probability(gate.features(res, p.text, p.mode, mid_line))
-    assert not p.judged, p.judged  # an answer the judge leaves alone: its confidence is the gate's
-    assert p.confidence == pytest.approx(want)
-    assert p.confidence != pytest.approx(p.model_confidence)  # not the model's own score
+
+    def proposal():
+        engine.cache.reset()
+        return propose(engine, spec, SyntaxDocument(spec, text), len(text), DEFAULTS, invoked=False)
+
+    shipped = proposal()
+    assert shipped.text and not shipped.judged, (shipped.text, shipped.judged)
+    assert shipped.features is not None and len(shipped.features) == len(gate.FEATURES)
+    assert 0.0 < shipped.confidence < 1.0 and shipped.confidence != pytest.approx(shipped.model_confidence)
+    n = len(gate.FEATURES)
+    engine.gate = gate.Gate([0.0] * n, 0.0, [0.0] * n, [1.0] * n, {})
+    half = proposal()
+    assert half.text == shipped.text and half.confidence == pytest.approx(0.5)
+    engine.gate = None
+    own = proposal()
+    assert own.text == shipped.text and own.confidence == pytest.approx(own.model_confidence)

@@ -123,11 +123,7 @@ def schedule_prefetch(ls: "DgLanguageServer", uri: str, changes: list) -> None:
 
     def run() -> int:
         ctx, _ = cross_file_for(ls, snap, offset, engine)
-        n = prefetch(engine, snap.syntax, offset, settings, should_stop=lambda: ticket.cancelled, cross_file=ctx)
-        from dg_lsp.features.memory import warm
-
-        warm(ls, snap, engine)  # the document's lines in the token cache: the request's memory reuses them
-        return n
+        return prefetch(engine, snap.syntax, offset, settings, should_stop=lambda: ticket.cancelled, cross_file=ctx)
 
     async def go() -> None:
         try:
