@@ -38,6 +38,7 @@ import asyncio
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -49,7 +50,8 @@ from canvas_cases import FillCase, fill_cases, sources  # noqa: E402
 from model.eval import write_report  # noqa: E402
 from rewrite import Server  # noqa: E402
 
-METHODS = ("canvas", "infill", "draft-each", "draft", "draft+revise", "full-each", "full")
+METHODS = ("canvas", "infill", "infill+memory", "draft-each", "draft", "draft+revise", "full-each", "full", "served",
+           "served+memory")
 
 
 def marker_spans(case: FillCase) -> list[tuple[int, int]]:
@@ -81,9 +83,11 @@ def action_inputs(engine, case: FillCase) -> tuple[str, list[str], str]:
     return doc[lo:r0], pieces, doc[r1:hi]
 
 
-def infill_each(engine, case: FillCase) -> list[str]:
-    """Each hole answered as a completion there (the server's cut), the other markers in place."""
+def infill_each(engine, case: FillCase, memory: bool = False) -> list[str]:
+    """Each hole answered as a completion there (the server's cut), the other markers in place;
+    ``memory``: with the document's token memory mixed in."""
     from dg_lsp.context import SyntaxDocument, cut_context, registry
+    from dg_lsp.memory.scopes import build_memory
     from dg_lsp.service import prompt_budget
     from dg_lsp.settings import DEFAULTS
 
@@ -94,8 +98,31 @@ def infill_each(engine, case: FillCase) -> list[str]:
         sd = SyntaxDocument(registry().get(case.lang), text)
         c = cut_context(sd, a, engine.count_tokens, prompt_budget(DEFAULTS, engine), invoked=True)
         engine.cache.reset()
-        out.append(engine.infill(c.prefix, c.suffix, language=case.lang).text)
+        mem = build_memory(engine.tokens.encode, text, a) if memory else None
+        out.append(engine.infill(c.prefix, c.suffix, language=case.lang, memory=mem).text)
     return out
+
+
+def served(engine, case: FillCase, memory: bool, min_confidence: float = 0.0, cut: float | None = None) -> list[str]:
+    """``dg_lsp.fill.fill_holes`` as the code action runs it; a hole it leaves keeps its marker. ``memory``: the document's token memory (the server also has the open documents'
+    and the workspace's)."""
+    from dg_lsp.context import registry
+    from dg_lsp.fill import fill_holes
+    from dg_lsp.memory.fusion import MixParams
+    from dg_lsp.memory.scopes import build_memory
+    from dg_lsp.settings import DEFAULTS
+
+    doc = case.doc_text
+    r0, r1 = region_in_doc(case)
+
+    def memory_at(text: str, offset: int, try_cut: float | None):
+        c = try_cut if try_cut is not None else cut
+        return build_memory(engine.tokens.encode, text, offset,
+                            params=MixParams() if c is None else replace(MixParams(), draft_cut=c))
+
+    fills = fill_holes(engine, registry().get(case.lang), doc, marker_spans(case), DEFAULTS, region=(r0, r1),
+                       memory_at=memory_at if memory else None, min_confidence=min_confidence)
+    return [f.text or case.marker for f in fills]
 
 
 def run_engine(engine, cases: Sequence[FillCase], method: str,
@@ -106,8 +133,13 @@ def run_engine(engine, cases: Sequence[FillCase], method: str,
     for i, c in enumerate(cases):
         engine.cache.reset()
         t0 = time.perf_counter()
-        if method == "infill":
-            fills = infill_each(engine, c)
+        if method.startswith("served"):  # served[+memory][@CUT][>MINCONF]
+            name, _, conf = method.partition(">")
+            name, _, cut = name.partition("@")
+            fills = served(engine, c, memory=name == "served+memory", min_confidence=float(conf or 0),
+                           cut=float(cut) if cut else None)
+        elif method in ("infill", "infill+memory"):
+            fills = infill_each(engine, c, memory=method == "infill+memory")
         else:
             prefix, pieces, suffix = action_inputs(engine, c)
             markers = [c.marker] * len(c.holes)
@@ -161,13 +193,15 @@ def score(cases: Sequence[FillCase], rows: Sequence[dict]) -> dict:
         for (a, b), f in sorted(zip(marker_spans(c), r["fills"]), reverse=True):
             filled = filled[:a] + f + filled[b:]
         errors = error_count(filled, c.lang)
-        per = [{"exact": exact(f, m), "useful": useful(f, m), "blank": not f.strip()} for f, m in zip(r["fills"], c.middles)]
+        # a hole left holding its marker is blank (nothing was filled in)
+        per = [{"exact": exact(f, m), "useful": useful(f, m), "blank": not f.strip() or f == c.marker}
+               for f, m in zip(r["fills"], c.middles)]
         r["holes"] = per
         r["errors"] = errors
         for key in (c.lang, "all"):
             holes.setdefault(key, []).extend(per)
             funcs.setdefault(key, []).append({"all_exact": all(p["exact"] for p in per), "syntax": errors == 0,
-                                              "new_errors": errors})
+                                              "new_errors": errors, "filled": not all(p["blank"] for p in per)})
     out = {}
     for key in holes:
         h, f = holes[key], funcs[key]
@@ -176,6 +210,13 @@ def score(cases: Sequence[FillCase], rows: Sequence[dict]) -> dict:
                     "blank": sum(x["blank"] for x in h) / len(h),
                     "all_exact": sum(x["all_exact"] for x in f) / len(f),
                     "syntax": sum(x["syntax"] for x in f) / len(f),
+                    # whole-file syntax of the functions where something was filled in
+                    "syntax_filled": (sum(x["syntax"] for x in f if x["filled"]) / n_filled
+                                      if (n_filled := sum(x["filled"] for x in f)) else None),
+                    "functions_filled": n_filled / len(f),
+                    # useful among the holes filled (the precision of what is shown)
+                    "useful_filled": (sum(x["useful"] for x in h if not x["blank"]) / n_shown
+                                      if (n_shown := sum(not x["blank"] for x in h)) else None),
                     "new_errors": statistics.mean(x["new_errors"] for x in f)}
     ms = sorted(r["ms"] for r in rows)
     out["latency_ms"] = {"p50": statistics.median(ms), "p90": ms[int(0.9 * (len(ms) - 1))], "max": ms[-1]}
@@ -192,9 +233,9 @@ def markdown(res: dict) -> str:
              f"Model `{res['model']}`, cut **{res['cut']}**: {res['functions']} functions, {res['holes']} holes "
              f"({res['per_lang']} functions per language, 1-3 holes each); {res['threads']} thread. Exact / useful per "
              f"hole (``model.heldout``); syntax: the whole file parses after filling (every author's file does).", "",
-             "| run | language | holes | exact | useful | blank | functions all exact | whole-file syntax | "
-             "new error nodes (mean) | ms p50 / p90 |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| run | language | holes | exact | useful | blank | useful of filled | functions all exact | whole-file syntax | "
+             "syntax where filled (functions filled) | new error nodes (mean) | ms p50 / p90 |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for n, r in runs.items():
         sc = r["scores"]
         for key in ("python", "javascript", "typescript", "all"):
@@ -204,7 +245,8 @@ def markdown(res: dict) -> str:
             lat = f"{sc['latency_ms']['p50']:.0f} / {sc['latency_ms']['p90']:.0f}" if key == "all" else ""
             label = f"**{n}**" if key == "all" else n
             lines.append(f"| {label} | {key} | {g['holes']} | {_pct(g['exact'])} | {_pct(g['useful'])} | "
-                         f"{_pct(g['blank'])} | {_pct(g['all_exact'])} | {_pct(g['syntax'])} | {g['new_errors']:.2f} | {lat} |")
+                         f"{_pct(g['blank'])} | {_pct(g['useful_filled'])} | {_pct(g['all_exact'])} | {_pct(g['syntax'])} | "
+                         f"{_pct(g['syntax_filled'])} ({_pct(g['functions_filled'])}) | {g['new_errors']:.2f} | {lat} |")
     lines += ["", "Samples:", ""]
     for s in res["samples"]:
         lines.append(f"- {s['lang']}: author `{s['middles']!r}`; " + "; ".join(f"{k} `{v!r}`" for k, v in s["fills"].items()))

@@ -4,7 +4,7 @@ Offsets in this package are Python ``str`` indices (code points) into the docume
 text; conversion to the UTF-8 bytes that tree-sitter uses happens internally.
 """
 
-from .checks import bracket_delta, brackets_balanced, new_syntax_errors
+from .checks import bracket_delta, brackets_balanced, errors_within, new_syntax_errors, spills_over
 from .cut import Cut, Mode, completion_mode, cut_context
 from .document import SyntaxDocument
 from .languages import QUERY_NAMES, LanguageSpec, Registry, grammars_dir, registry
@@ -24,6 +24,8 @@ __all__ = [
     "enclosing_scope",
     "find_holes",
     "literal_at",
+    "errors_within",
+    "spills_over",
     "new_syntax_errors",
     "bracket_delta",
     "brackets_balanced",

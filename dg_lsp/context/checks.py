@@ -136,6 +136,42 @@ def syntax_error_count(spec: LanguageSpec, text: str) -> int:
     return _count_errors(_parse(spec, text).root_node)
 
 
+def errors_within(spec: LanguageSpec, text: str, start: int, end: int) -> int:
+    """Number of ERROR + MISSING nodes of the parse of ``text`` that overlap the code points
+    [start, end] (ends included; an error that begins before the range and reaches into it
+    counts)."""
+    b0 = len(text[:start].encode("utf-8"))
+    b1 = b0 + len(text[start:end].encode("utf-8"))
+    root = _parse(spec, text).root_node
+    n = 0
+    stack = [root] if root.has_error else []
+    while stack:
+        node = stack.pop()
+        if node.end_byte < b0 or node.start_byte > b1:
+            continue
+        if node.is_error or node.is_missing:
+            n += 1
+        stack.extend(c for c in node.children if c.has_error or c.is_error or c.is_missing)
+    return n
+
+
+def spills_over(spec: LanguageSpec, text: str, start: int, end: int) -> bool:
+    """Whether the code inserted at code points [start, end) of ``text`` parses only together with
+    what follows its last line: the largest node that starts inside it and holds its last
+    character ends after that line (``result =`` before a line ``...`` parses as ``result = ...``)."""
+    body = text[start:end].rstrip()
+    if not body:
+        return False
+    b0 = len(text[:start].encode("utf-8"))
+    last = b0 + len(body.encode("utf-8")) - 1
+    nl = text.find("\n", start + len(body))
+    line_end = len(text.encode("utf-8")) if nl < 0 else len(text[:nl].encode("utf-8"))
+    node = _parse(spec, text).root_node.descendant_for_byte_range(last, last + 1)
+    while node is not None and node.parent is not None and node.parent.start_byte >= b0:
+        node = node.parent
+    return node is not None and node.start_byte >= b0 and node.end_byte > line_end
+
+
 def new_syntax_errors(spec: LanguageSpec, prefix: str, middle: str, suffix: str) -> int:
     """How many ERROR/MISSING nodes ``prefix+middle+suffix`` adds to ``prefix+suffix``.
 

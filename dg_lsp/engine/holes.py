@@ -1,5 +1,10 @@
 """Fill holes with the causal draft: each hole answered as a completion there, left to right.
 
+The server's "Fill holes" action, for such a checkpoint, runs ``dg_lsp.fill.fill_holes`` instead:
+the same per-hole answer through the completion's post-processing and the token memory, kept only
+where the function still parses. ``fill_by_draft`` is the engine's own (raw drafts, no syntax
+check), measured beside it by ``benchmarks/fill_holes.py``.
+
 ``Engine.fill_holes`` fills every hole of a function. The canvas does it in one pass (every hole
 a stretch of ``<mask>`` positions between the fixed text, each seeing the others); a checkpoint
 whose causal encoder is what serves its completions (``draft: "answer"``, the embedded model,
@@ -121,6 +126,6 @@ def operations(engine: "Engine") -> dict[str, str]:
         rewrite = "doubt-scored canvas: canvas pseudo-likelihood picks doubted tokens, causal likelihood decides"
     else:
         rewrite = "unchanged selection (doubt scoring needs the fast path and fill-in-the-middle tokens)"
-    fill = ("draft: each hole the causal draft, left to right" if fill_method(engine) == "draft"
-            else "canvas: every hole in one pass")
+    fill = ("draft: each hole what a completion there answers, kept only where the function still parses "
+            "(dg_lsp.fill), left to right" if fill_method(engine) == "draft" else "canvas: every hole in one pass")
     return {"inline_completion": inline, "rewrite_selection": rewrite, "fill_holes": fill}

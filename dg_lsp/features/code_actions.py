@@ -17,6 +17,9 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 
 from dg_lsp.context import enclosing_scope, find_holes
 from dg_lsp.engine import Cancelled
+from dg_lsp.engine.holes import fill_method
+from dg_lsp.features.memory import memory_for
+from dg_lsp.fill import fill_holes
 from dg_lsp.service import prompt_budget
 from dg_lsp.settings import size_limit_tokens
 
@@ -35,10 +38,15 @@ class RequestFailed(JsonRpcException):
     CODE = -32803
 
 
-# What ``_compute`` returns for a rewrite that changes nothing: the model is sure of the selection
-# (or of no change to it), so no edit is offered (a no-op edit would look like a rewrite).
+# What ``_compute`` returns for a rewrite that changes nothing (the model is sure of the selection,
+# or of no change to it) and for a fill that fills no hole (no answer kept the function parsing):
+# no edit is offered (a no-op edit would look like a change), and the message says why.
 NO_CHANGE = "no change"
-NO_CHANGE_MESSAGE = "dg-lsp: no change suggested: the model doubts nothing in the selection enough to change it"
+NO_FILL = "no fill"
+MESSAGES = {
+    NO_CHANGE: "dg-lsp: no change suggested: the model doubts nothing in the selection enough to change it",
+    NO_FILL: "dg-lsp: no hole filled: the model had no answer for any hole that keeps the function parsing",
+}
 
 
 def max_region_chars(ls: "DgLanguageServer") -> int:
@@ -98,7 +106,8 @@ def _workspace_edit(ls: "DgLanguageServer", snap: "Snapshot", edits: list[tuple[
 
 async def _compute(ls: "DgLanguageServer", data: dict[str, Any]) -> types.WorkspaceEdit | str | None:
     """The edit of a code action; None when there is none to make (no model, superseded, no
-    holes), ``NO_CHANGE`` for a rewrite that keeps the selection."""
+    holes), ``NO_CHANGE`` for a rewrite that keeps the selection, ``NO_FILL`` for a fill that
+    fills no hole."""
     uri = data.get("uri")
     if not isinstance(uri, str):
         raise JsonRpcInvalidParams("code action data has no uri")
@@ -150,6 +159,10 @@ async def _compute(ls: "DgLanguageServer", data: dict[str, Any]) -> types.Worksp
         pieces.append(text[holes[-1][1] : r1])
 
         def run() -> list[tuple[int, int, str]]:
+            if fill_method(engine) == "draft":  # each hole what a completion there shows, if it parses
+                fills = fill_holes(engine, snap.spec, text, holes, s, region=(r0, r1), should_stop=outdated,
+                                   memory_at=lambda t, o, cut: memory_for(ls, snap, o, engine, text=t, cut=cut))
+                return [(a, b, f.text) for (a, b), f in zip(holes, fills) if f.text]
             filled = engine.fill_holes(
                 text[lo:r0], pieces, text[r1:hi],
                 hole_tokens=s.hole_tokens, steps=s.denoising_steps or None, seed=s.seed,
@@ -169,8 +182,8 @@ async def _compute(ls: "DgLanguageServer", data: dict[str, Any]) -> types.Worksp
         raise RequestFailed(f"dg-lsp: {kind} failed: {type(exc).__name__}") from None
     if outdated():
         raise ContentModified(f"{uri} changed while the edit was computed")
-    if kind == "rewrite" and not edits:
-        return NO_CHANGE
+    if not edits:
+        return NO_CHANGE if kind == "rewrite" else NO_FILL
     return _workspace_edit(ls, snap, edits)
 
 
@@ -208,8 +221,8 @@ def register(server: "DgLanguageServer") -> None:
             action = types.CodeAction(title=title, kind=kind, data=data)
             if not resolve:
                 edit = await _compute(ls, data)
-                if edit is None or edit == NO_CHANGE:
-                    continue  # nothing to offer: no edit, or a rewrite that changes nothing
+                if edit is None or edit in MESSAGES:
+                    continue  # nothing to offer: no edit, a rewrite that changes nothing, no hole filled
                 action.edit = edit
             actions.append(action)
         return actions
@@ -221,9 +234,9 @@ def register(server: "DgLanguageServer") -> None:
         edit = await _compute(ls, action.data)
         if edit is None:
             raise RequestFailed("dg-lsp: no edit (model unavailable, request superseded, or no holes)")
-        if edit == NO_CHANGE:
+        if isinstance(edit, str):
             # the action resolves without an edit (nothing to apply) and the user is told why
-            ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Info, message=NO_CHANGE_MESSAGE))
+            ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Info, message=MESSAGES[edit]))
             return action
         action.edit = edit
         return action

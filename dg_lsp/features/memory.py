@@ -105,9 +105,15 @@ def background_encoder(tokenizer: Any) -> Any:
     return tokencache.for_tokenizer(tokenizer).encode
 
 
-def memory_for(ls: "DgLanguageServer", snap: "Snapshot", offset: int, engine: "Engine") -> Any:
-    """The ``Memory`` of a request at ``offset`` of ``snap`` (None with ``memory`` off). Runs on
-    the worker; reads only the server's buffers and the workspace snapshot."""
+def memory_for(ls: "DgLanguageServer", snap: "Snapshot", offset: int, engine: "Engine", text: str | None = None,
+               cut: float | None = None) -> Any:
+    """The ``Memory`` of a request at ``offset`` of ``snap`` (None with ``memory`` off); ``text``:
+    the document as the request sees it, when that is not ``snap.text`` (holes filled so far);
+    ``cut``: the draft's cut while it is mixed in, when not ``MixParams``' default.
+    Runs on the worker; reads only the server's buffers and the workspace snapshot."""
+    from dataclasses import replace
+
+    from dg_lsp.memory.fusion import MixParams
     from dg_lsp.memory.scopes import build_memory
 
     s = ls.settings
@@ -121,8 +127,9 @@ def memory_for(ls: "DgLanguageServer", snap: "Snapshot", offset: int, engine: "E
                 others.append((uri, doc.version, doc.source))
     ws = st.workspace.snapshot() if (st.workspace is not None and s.memory_workspace) else None
     open_paths = [p for p in (path_of(u) for u in list(ls.workspace.text_documents)) if p]
-    return build_memory(engine.tokens.encode, snap.text, offset, document=s.memory_document, open_docs=others,
-                        open_cache=st.open, workspace=ws, open_paths=open_paths)
+    return build_memory(engine.tokens.encode, snap.text if text is None else text, offset, document=s.memory_document,
+                        open_docs=others, open_cache=st.open, workspace=ws, open_paths=open_paths,
+                        params=None if cut is None else replace(MixParams(), draft_cut=cut))
 
 
 def warm(ls: "DgLanguageServer", snap: "Snapshot", engine: "Engine") -> None:
