@@ -10,7 +10,8 @@ The selection is rewritten with the document as the editor has it (the corrupted
 
 * ``engine``: ``Engine.rewrite`` with the prefix and suffix the server's code action passes (a
   window of 4 x the prompt budget in characters each side, ``code_actions.window``); methods
-  ``doubt`` (today's: ``dg_lsp.engine.revise``) and ``renoise`` (before issue 26: a canvas from the
+  ``doubt`` (``dg_lsp.engine.revise``), ``doubt+memory`` (the same with the document's token
+  memory mixed into its likelihoods, as the server does by default) and ``renoise`` (before issue 26: a canvas from the
   selection with half of it re-noised, ``strength=0.5``, seed 0, as the code action passed);
 * ``server``: ``dg-lsp --stdio`` driven by pytest-lsp's client (as ``benchmarks/heldout_server.py``):
   ``textDocument/codeAction`` on the selection, the "Rewrite selection" action resolved
@@ -56,6 +57,14 @@ def window_of(engine, doc: str, start: int, end: int) -> tuple[str, str]:
     return doc[lo:start], doc[end:hi]
 
 
+def memory_of(engine, doc: str, start: int, end: int):
+    """The token memory the code action gives a rewrite: the document without the selection
+    (``code_actions._compute``; the server's open documents and workspace are not modelled)."""
+    from dg_lsp.memory.scopes import build_memory
+
+    return build_memory(engine.tokens.encode, doc[:start] + doc[end:], start)
+
+
 def run_engine(engine, cases: Sequence[RewriteCase], method: str,
                progress: Callable[[int, int], None] | None = None) -> list[dict]:
     rows = []
@@ -65,8 +74,9 @@ def run_engine(engine, cases: Sequence[RewriteCase], method: str,
         prefix, suffix = window_of(engine, doc, s, e)
         engine.cache.reset()
         t0 = time.perf_counter()
-        if method == "doubt":
-            res = engine.rewrite(prefix, c.shown, suffix, language=c.lang)
+        if method in ("doubt", "doubt+memory"):
+            memory = memory_of(engine, doc, s, e) if method == "doubt+memory" else None
+            res = engine.rewrite(prefix, c.shown, suffix, language=c.lang, memory=memory)
         else:
             res = engine.rewrite(prefix, c.shown, suffix, strength=0.5, seed=0, language=c.lang)
         rows.append({"answer": res.text, "ms": (time.perf_counter() - t0) * 1000})
@@ -334,11 +344,11 @@ def main(argv: list[str] | None = None) -> None:
     latency = {}
     if a.latency:
         three = three_line_cases(a.corpus, a.cut, a.latency, srcs)
-        if engine is not None:
-            rows = run_engine(engine, three, "doubt")
+        for m in [m for m in a.methods.split(",") if m.startswith("doubt")] if engine is not None else []:
+            rows = run_engine(engine, three, m)
             ms = sorted(r["ms"] for r in rows)
-            latency["engine doubt"] = {"n": len(ms), "p50": statistics.median(ms), "p90": ms[int(0.9 * (len(ms) - 1))],
-                                       "max": ms[-1], "changed": sum(r["answer"] != c.shown for r, c in zip(rows, three)) / len(three)}
+            latency[f"engine {m}"] = {"n": len(ms), "p50": statistics.median(ms), "p90": ms[int(0.9 * (len(ms) - 1))],
+                                      "max": ms[-1], "changed": sum(r["answer"] != c.shown for r, c in zip(rows, three)) / len(three)}
         if "server" in paths:
             rows = asyncio.run(run_server(a.model, three, threads=a.threads, root=a.server_root))
             ms = sorted(r["ms"] for r in rows)

@@ -1,7 +1,7 @@
 """Choose Rewrite selection's noisy-channel costs on the dev cut (``dg_lsp.engine.revise.DEFAULT_COSTS``).
 
-    python benchmarks/rewrite_costs.py [--cut dev] [--per-kind 20] [--clean 60] [--harm 0.03]
-                                       [--out docs/bench/rewrite-costs-dev.json]
+    python benchmarks/rewrite_costs.py [--cut dev] [--per-kind 20] [--clean 60] [--harm 0.03] [--memory]
+                                       [--out docs/bench/rewrite-costs-dev[-memory].json]
 
 Runs ``revise`` on the cut's cases (``benchmarks/rewrite.py``'s: the same selections and windows)
 with every proposal kept and none made (all costs 0, one round), records each proposal's kind and
@@ -24,21 +24,23 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from canvas_cases import CORRUPTIONS, rewrite_cases, sources  # noqa: E402
-from rewrite import window_of  # noqa: E402
+from rewrite import memory_of, window_of  # noqa: E402
 
 GRID = [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 24, 30, 40, None]  # None: never made
 
 
-def collect(engine, cases) -> list[dict]:
+def collect(engine, cases, memory: bool = False) -> list[dict]:
     from dg_lsp.engine.revise import DEFAULT_COSTS, ReviseParams, revise
 
-    params = ReviseParams(costs={k: 0.0 for k in list(DEFAULT_COSTS) + ["name", "delete"]})
+    zero = {k: 0.0 for k in list(DEFAULT_COSTS) + ["name", "delete"]}
+    params = ReviseParams(costs=zero, memory_costs=zero)
     rows = []
     for c in cases:
         doc = c.doc_text
         s, e = c.start, c.start + len(c.shown)
         prefix, suffix = window_of(engine, doc, s, e)
-        rv = revise(engine, prefix, c.shown, suffix, language=c.lang, params=params, keep_candidates=True)
+        rv = revise(engine, prefix, c.shown, suffix, language=c.lang, params=params, keep_candidates=True,
+                    memory=memory_of(engine, doc, s, e) if memory else None)
         rows.append({"kind": c.kind, "lang": c.lang, "original": c.original, "shown": c.shown,
                      "cands": [{k: x[k] for k in ("text", "gain", "kind", "old", "new")} for x in rv.candidates]})
     return rows
@@ -96,17 +98,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--per-kind", type=int, default=20)
     ap.add_argument("--clean", type=int, default=60)
     ap.add_argument("--harm", type=float, default=0.03)
+    ap.add_argument("--memory", action="store_true", help="the document's token memory mixed in (MEMORY_COSTS)")
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args(argv)
     from dg_lsp.engine import Engine
-    from dg_lsp.engine.revise import DEFAULT_COSTS
+    from dg_lsp.engine.revise import DEFAULT_COSTS, MEMORY_COSTS
 
     engine = Engine.load(a.model, threads=1)
     srcs = sources(a.corpus, a.cut)
     cases = rewrite_cases(a.corpus, a.cut, per_kind=a.per_kind, kinds=CORRUPTIONS, srcs=srcs) + \
         rewrite_cases(a.corpus, a.cut, per_kind=a.clean, kinds=("clean",), srcs=srcs)
     t0 = time.time()
-    rows = collect(engine, cases)
+    rows = collect(engine, cases, memory=a.memory)
     out = {"command": "python benchmarks/rewrite_costs.py " + " ".join(argv if argv is not None else sys.argv[1:]),
            "cut": a.cut, "cases": len(rows), "seconds": round(time.time() - t0, 1), "targets": {}}
     oracle = collections.Counter(r["kind"] for r in rows if r["kind"] != "clean"
@@ -118,11 +121,11 @@ def main(argv: list[str] | None = None) -> None:
         h, rr, w = evaluate(rows, costs)
         out["targets"][str(target)] = {"costs": costs, "harm": h, "restore": rr, "changed_not_restored": w}
         print(f"harm <= {target}: {json.dumps(costs)} -> harm {h:.3f}, restore {rr:.3f}, changed not restored {w:.3f}")
-    shipped = {k: DEFAULT_COSTS.get(k) for k in sorted({c["kind"] for r in rows for c in r["cands"]})}
+    shipped = {k: (MEMORY_COSTS if a.memory else DEFAULT_COSTS).get(k) for k in sorted({c["kind"] for r in rows for c in r["cands"]})}
     h, rr, w = evaluate(rows, shipped)
     out["shipped"] = {"costs": shipped, "harm": h, "restore": rr, "changed_not_restored": w}
     print(f"shipped {json.dumps(shipped)} -> harm {h:.3f}, restore {rr:.3f}, changed not restored {w:.3f}")
-    path = a.out or ROOT / "docs" / "bench" / f"rewrite-costs-{a.cut}.json"
+    path = a.out or ROOT / "docs" / "bench" / f"rewrite-costs-{a.cut}{'-memory' if a.memory else ''}.json"
     path.write_text(json.dumps(out, indent=1) + "\n")
 
 

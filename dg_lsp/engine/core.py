@@ -803,9 +803,11 @@ class Engine:
         seed: int = 0,
         language: str = "code",
         should_stop: Callable[[], bool] | None = None,
+        memory: Any = None,
     ) -> InfillResult:
         """Rewrite ``selection``: only the tokens the model doubts, each changed only where a
-        change is much more likely (``dg_lsp.engine.revise``); the selection itself comes back
+        change is much more likely (``dg_lsp.engine.revise``, with ``memory``: the token memory of
+        the document without the selection mixed into its likelihoods); the selection itself comes back
         when the model is sure of it (or, off the fast path or without fill-in-the-middle
         tokens, always: a change it cannot score is not made). ``strength``: instead, a canvas
         started from the selection with that share of it re-noised, then denoised (the former
@@ -818,7 +820,7 @@ class Engine:
             if self.fast is None or self.layout != "fim":
                 return InfillResult(text=selection, token_ids=sel_ids, steps=0, canvases=0, hit_eos=True,
                                     timings={"total": (time.perf_counter() - t_start) * 1000})
-            rev = revise(self, prefix, selection, suffix, language=language, should_stop=should_stop)
+            rev = revise(self, prefix, selection, suffix, language=language, should_stop=should_stop, memory=memory)
             return InfillResult(text=rev.text, token_ids=encode_text(self.tokenizer, rev.text) if rev.changed else sel_ids,
                                 steps=0, canvases=0, hit_eos=True, timings=rev.timings,
                                 prompt_tokens=rev.prompt_tokens)

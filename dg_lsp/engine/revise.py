@@ -61,6 +61,12 @@ if TYPE_CHECKING:
 # Chosen on the dev cut of benchmarks/rewrite.py (docs/canvas.md); absent kinds are never made.
 DEFAULT_COSTS = {"spell": 6.0, "insert": 10.0, "repeat": 2.0, "swap": 8.0, "operator": 10.0, "double": 2.0,
                  "literal": 10.0}
+# With the token memory of the document mixed into the likelihoods: chosen on the same dev cut for at
+# most 3% of clean selections changed (``benchmarks/rewrite_costs.py --memory``). A name of the
+# context for another ("name") and a word deleted ("delete") are made here, where the document
+# itself must back them.
+MEMORY_COSTS = {"spell": 12.0, "insert": 10.0, "repeat": 6.0, "swap": 12.0, "operator": 8.0, "double": 0.0,
+                "literal": 10.0, "name": 20.0, "delete": 40.0}
 
 
 @dataclass
@@ -73,6 +79,8 @@ class ReviseParams:
     top: int = 5  # alternatives per doubted token, from each model
     max_spell: int = 2  # names of the context within this edit distance of a doubted word are proposed
     costs: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_COSTS))
+    # the costs when a token memory is mixed into the scores (``revise(memory=...)``)
+    memory_costs: dict[str, float] = field(default_factory=lambda: dict(MEMORY_COSTS))
     rounds: int = 1  # proposals accepted one after another (each round re-examines the revised text)
     max_tokens: int = 192  # selections longer than this are returned unchanged
 
@@ -266,8 +274,10 @@ class Reviser:
     """One revision's model calls over one prompt (the engine's prompt cache holds it)."""
 
     def __init__(self, engine: "Engine", prefix: str, suffix: str, language: str, params: ReviseParams,
-                 should_stop: Callable[[], bool] | None = None, context: str | None = None):
-        """``context``: the text whose names are the context's (default: the prompt's prefix and suffix)."""
+                 should_stop: Callable[[], bool] | None = None, context: str | None = None, memory: Any = None):
+        """``context``: the text whose names are the context's (default: the prompt's prefix and
+        suffix); ``memory``: a ``dg_lsp.memory.Memory`` (of the document without the selection)
+        mixed into every likelihood, whose expected tokens are proposed too."""
         if engine.fast is None:
             raise RuntimeError("revise needs the fast path")
         self.e, self.fm, self.p = engine, engine.fast, params
@@ -277,6 +287,8 @@ class Reviser:
         self.kv, _ = engine.cache.prepare(self.prompt.ids, engine.device, should_stop)
         self._names: list[str] | None = None
         self._context = prefix + "\n" + suffix if context is None else context
+        self.cursor = engine.memory_cursor(memory, prefix)
+        self.states: list[Any] = []  # the memory's cursor before each token of the selection, and after it
 
     def _check(self) -> None:
         if self.should_stop is not None and self.should_stop():
@@ -315,6 +327,14 @@ class Reviser:
         lp, ti, tv = self.fm.score_rows(self.kv, self.prompt.ids[-1], [ids + [self.e.eos_id]], banned=self.e.banned,
                                         top=max(1, p.top))
         self.base = lp[0].tolist()  # log p of each token and of EOS after them
+        if self.cursor is not None:
+            self.states = [self.cursor]
+            for t in ids:
+                c = self.states[-1].fork()
+                c.push(t)
+                self.states.append(c)
+            full = ids + [self.e.eos_id]
+            self.base = [self.states[i].logprob(full[i], x) for i, x in enumerate(self.base)]
         causal = (tv[0, :, 0] - lp[0]).tolist()
         canvas = (best_c - own_c).tolist()
         offs = token_offsets(self.e.tokenizer, ids, text)
@@ -354,9 +374,12 @@ class Reviser:
             d = doubts[j]
             s, t = d.start, d.end
             # the token itself: other tokens there (both models), deleted, a token inserted before / after it
-            for tok in dict.fromkeys(d.canvas_top + d.causal_top):
+            said = self.states[j].top() if self.states else None  # what the memory expects there
+            for tok in dict.fromkeys(d.canvas_top + d.causal_top + ([said] if said is not None else [])):
                 if tok != d.token and tok not in e.eos_ids:
                     edits.append((s, t, dec(tok), "token", j))
+            if said is not None and said not in e.eos_ids:
+                edits.append((s, s, dec(said), "insert", j))
             repeat = (j > 0 and doubts[j - 1].token == d.token) or (j + 1 < len(doubts) and doubts[j + 1].token == d.token)
             edits.append((s, t, "", "repeat" if repeat else "delete", j))
             for tok in d.causal_top:
@@ -428,7 +451,18 @@ class Reviser:
             self._check()
             lp, _, _ = self.fm.score_rows(kv, lasts[i : i + chunk], rows[i : i + chunk], at=ats[i : i + chunk],
                                           banned=e.banned)
-            out += lp.sum(dim=-1).tolist()
+            if not self.states:
+                out += lp.sum(dim=-1).tolist()
+                continue
+            lps = lp.tolist()
+            for r, row in enumerate(rows[i : i + chunk]):  # the memory's say, token by token
+                c = self.states[ats[i + r] - start].fork()
+                total = 0.0
+                for k, tok in enumerate(row):
+                    total += c.logprob(tok, lps[r][k])
+                    if k + 1 < len(row):
+                        c.push(tok)
+                out.append(total)
         e.cache.prepare(self.prompt.ids, e.device)  # the prompt alone again (a canvas goes after it)
         return [x - o for x, o in zip(out, olds)]
 
@@ -436,16 +470,19 @@ class Reviser:
 @torch.inference_mode()
 def revise(engine: "Engine", prefix: str, selection: str, suffix: str, *, language: str = "code",
            params: ReviseParams | None = None, should_stop: Callable[[], bool] | None = None,
-           cut: bool = True, keep_candidates: bool = False) -> Revision:
+           cut: bool = True, keep_candidates: bool = False, memory: Any = None) -> Revision:
     """The selection with the changes the model is sure of (module docstring); unchanged when
-    there are none. ``cut``: cut the prefix and suffix to the checkpoint's prompt budget first."""
+    there are none. ``cut``: cut the prefix and suffix to the checkpoint's prompt budget first.
+    ``memory``: the token memory of the document without the selection, mixed into the
+    likelihoods (the costs are then ``params.memory_costs``)."""
     p = params or DEFAULT_PARAMS
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     context = prefix + "\n" + suffix
     if cut:
         prefix, suffix = cut_context(engine, prefix, suffix)
-    rv = Reviser(engine, prefix, suffix, language, p, should_stop, context=context)
+    rv = Reviser(engine, prefix, suffix, language, p, should_stop, context=context, memory=memory)
+    costs = p.costs if rv.cursor is None else p.memory_costs
     timings["encode"] = (time.perf_counter() - t0) * 1000
     out = Revision(text=selection, changed=False, prompt_tokens=len(rv.prompt.ids))
     # leading/trailing whitespace of the selection is kept as it is: the model revises its code
@@ -484,7 +521,7 @@ def revise(engine: "Engine", prefix: str, selection: str, suffix: str, *, langua
         gains = rv.gains(ids, rv.base, texts)
         timings["score"] = timings.get("score", 0.0) + (time.perf_counter() - t1) * 1000
         n_prop += len(cands)
-        margins = [g - p.costs.get(cands[t][3], math.inf) for g, t in zip(gains, texts)]
+        margins = [g - costs.get(cands[t][3], math.inf) for g, t in zip(gains, texts)]
         if rnd == 0 and keep_candidates:
             out.candidates = [{"text": t, "gain": g, "kind": cands[t][3], "old": core[cands[t][0]:cands[t][1]],
                                "new": cands[t][2], "doubt": doubts[cands[t][4]].score}

@@ -142,8 +142,9 @@ async def _compute(ls: "DgLanguageServer", data: dict[str, Any]) -> types.Worksp
         def run() -> list[tuple[int, int, str]]:
             # only what the model doubts changes (``Engine.rewrite``: rewriteStrength and the
             # denoising settings are not used)
+            memory = memory_for(ls, snap, start, engine, text=text[:start] + text[end:])  # all but the selection
             res = engine.rewrite(text[lo:start], text[start:end], text[end:hi], seed=s.seed,
-                                 language=snap.spec.name, should_stop=outdated)
+                                 language=snap.spec.name, should_stop=outdated, memory=memory)
             return [(start, end, res.text)] if res.text != text[start:end] else []
 
     elif kind == "fill":

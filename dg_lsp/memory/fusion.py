@@ -18,6 +18,7 @@ held-out packages (``benchmarks/memory.py``, docs/memory.md).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import NamedTuple, Sequence
 
@@ -27,6 +28,7 @@ import torch
 from dg_lsp.memory.index import MAX_MATCH, Match, TokenIndex
 
 SCOPES = ("document", "open", "workspace")
+_ANY_VOCAB = 1 << 62  # ``_parts``' vocabulary bound where no model distribution limits the ids
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class Cursor:
         self.context = context
         self.matches: list[Match] = [s.index.match(context, exclude=s.exclude) for s in memory.scopes]
         self._cached: list[_Part] | None = None
+        self._cached_vocab = 0
         self.evidence: list[Evidence] = []
         self._last: tuple[torch.Tensor, list[_Part]] | None = None  # the latest ``mix``: model's probs, parts
         self.forks: list[Cursor] = []  # ``FastModel.draft_branches``: each row's cursor
@@ -108,7 +111,8 @@ class Cursor:
     def fork(self) -> "Cursor":
         c = Cursor.__new__(Cursor)
         c.memory, c.context, c.matches = self.memory, list(self.context), list(self.matches)
-        c.evidence, c._last, c._cached, c.forks = list(self.evidence), self._last, self._cached, []
+        c.evidence, c._last, c._cached, c._cached_vocab = list(self.evidence), self._last, self._cached, self._cached_vocab
+        c.forks = []
         return c
 
     def mix(self, probs: torch.Tensor) -> torch.Tensor:
@@ -125,10 +129,31 @@ class Cursor:
             out.index_add_(0, p.ids_t.to(out.device), (p.weighted * scale).to(dtype=out.dtype, device=out.device))
         return out
 
+    def logprob(self, token: int, logp: float) -> float:
+        """The mixed log-probability of ``token`` next, given the model's (``logp``): ``mix`` for
+        one token (a teacher-forced score has the model's probability of its token only)."""
+        params = self.memory.params
+        said = [(params.lam(s.name, m.length), s.index, m) for s, m in zip(self.memory.scopes, self.matches) if m.found]
+        said = [x for x in said if x[0] > 0.0]
+        if not said:
+            return logp
+        total = sum(lam for lam, _, _ in said)
+        scale = min(1.0, params.max_total / total)
+        mem = sum(lam * index.next_share(m, token) for lam, index, m in said) * scale
+        return math.log(math.exp(logp) * (1.0 - total * scale) + mem)
+
+    def top(self) -> int | None:
+        """The token the memories find most likely next (None where they are silent)."""
+        best: dict[int, float] = {}
+        for p in self._parts(_ANY_VOCAB):
+            for t, w in zip(p.ids.tolist(), (p.q * p.lam).tolist()):
+                best[t] = best.get(t, 0.0) + w
+        return max(best, key=best.__getitem__) if best else None
+
     def _parts(self, vocab: int) -> list[_Part]:
         """What each scope that speaks after this sequence says; computed once per state (a
         canvas asks again at every step)."""
-        if self._cached is not None:
+        if self._cached is not None and self._cached_vocab == vocab:
             return self._cached
         parts = []
         params = self.memory.params
@@ -142,7 +167,7 @@ class Cursor:
             if len(ids):
                 q = counts / counts.sum()
                 parts.append(_Part(ids, q, lam, m.length, torch.from_numpy(ids), torch.from_numpy(q * lam).float()))
-        self._cached = parts
+        self._cached, self._cached_vocab = parts, vocab
         return parts
 
     def push(self, token: int) -> None:

@@ -183,6 +183,14 @@ class TokenIndex:
         return ids.astype(np.int64), counts.astype(np.int64)
 
 
+    def next_share(self, m: Match, token: int) -> float:
+        """The share of the match's occurrences (``next_counts``' sample) that ``token`` follows."""
+        if not m.found:
+            return 0.0
+        pos = m.positions[_even(len(m.positions), COUNT_SAMPLE)]
+        return float(np.count_nonzero(self.tokens[pos + 1] == token)) / len(pos)
+
+
 def _even(n: int, k: int) -> np.ndarray:
     """Indices 0..n-1, or ``k`` of them evenly spread when ``n`` is larger."""
     if n <= k:
