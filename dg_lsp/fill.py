@@ -16,6 +16,8 @@ The "Fill holes" code action of a checkpoint whose causal draft answers completi
   tried once more drafted to the end of its line (the memory's cut at 0, ``WHOLE_LINE_CUT``);
   if that does not parse either, the marker stays (the hole is left for the user, not filled
   with code that breaks the function);
+* a hole followed by another statement of its block (``sibling_follows``) is answered with one
+  line (``multiline`` off); a hole that ends its block may get a block;
 * later holes see the earlier ones filled, and keep their markers until their turn.
 
 Measured against the draft alone and the canvas by ``benchmarks/fill_holes.py`` (docs/canvas.md).
@@ -25,6 +27,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
+
+import msgspec
 
 from dg_lsp.context import LanguageSpec, SyntaxDocument, errors_within, spills_over
 from dg_lsp.engine import Cancelled, Engine
@@ -41,6 +45,18 @@ class Fill:
     answer: str  # the completion's answer before the checks
     confidence: float
     reason: str = ""  # why an answer was not used ("" when it was, or there was none)
+
+
+def sibling_follows(text: str, start: int, end: int) -> bool:
+    """Whether the first non-blank line after the hole ``[start, end)`` is indented as the hole's
+    line: another statement of its block follows, so the hole stands for a line, not a body."""
+    line_start = text.rfind("\n", 0, start) + 1
+    lead = text[line_start:start]
+    indent = len(lead) - len(lead.lstrip(" \t"))
+    for line in text[end:].split("\n")[1:]:
+        if line.strip():
+            return len(line) - len(line.lstrip(" \t")) == indent
+    return False
 
 
 def fill_holes(engine: Engine, spec: LanguageSpec, text: str, holes: Sequence[tuple[int, int]], settings: Settings, *,
@@ -61,12 +77,14 @@ def fill_holes(engine: Engine, spec: LanguageSpec, text: str, holes: Sequence[tu
         open_text = text[:a] + text[b:]
         doc = SyntaxDocument(spec, open_text)
         base = errors_within(spec, text, r0, r1 + shift)
+        # a hole among the statements of its block is one line; a body's only statement may be many
+        hole_settings = msgspec.structs.replace(settings, multiline=False) if sibling_follows(text, a, b) else settings
         fill = Fill("", "", 0.0)
         for cut in (None, WHOLE_LINE_CUT):
             memory = memory_at(open_text, a, cut) if memory_at is not None else None
             if cut is not None and memory is None:
                 break  # the cut is the memory's: without one the second try would repeat the first
-            p = propose(engine, spec, doc, a, settings, invoked=True, should_stop=should_stop, memory=memory)
+            p = propose(engine, spec, doc, a, hole_settings, invoked=True, should_stop=should_stop, memory=memory)
             fill = Fill("", p.text, p.confidence)
             if not p.text.strip():
                 fill.reason = p.reason or "no answer"

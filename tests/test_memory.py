@@ -81,6 +81,27 @@ def test_mix_keeps_a_distribution_and_is_silent_without_a_match():
     assert silent.mix(p) is p
 
 
+def test_logprob_and_top_read_the_mix_one_token_at_a_time():
+    """``Cursor.logprob`` (a teacher-forced score's view, used by Rewrite selection) is ``mix``
+    read at one token, with two scopes that together exceed the cap; ``top`` is the memories' pick."""
+    import math
+
+    doc = TokenIndex([[1, 2, 3, 1, 2, 4, 1, 2, 3]])
+    ws = TokenIndex([[1, 2, 5, 9]])
+    mem = Memory([Scope("document", doc), Scope("workspace", ws)],
+                 MixParams(weights=(("document", 0.6), ("workspace", 0.5)), max_total=0.9))
+    p = torch.softmax(torch.arange(10, dtype=torch.float32) / 3, -1)
+    c = mem.cursor([1, 2])
+    q = c.mix(p)
+    for tok in range(10):
+        assert abs(c.logprob(tok, math.log(float(p[tok]))) - math.log(float(q[tok]))) < 1e-5, tok
+    # 3 followed "1 2" in 2 of the document's 3 occurrences (0.6 x 2/3), 5 in the workspace's one (0.5 x 1)
+    assert c.top() == 5
+    assert mem.cursor([7]).logprob(4, -2.0) == -2.0 and mem.cursor([7]).top() is None
+    m = doc.match([1, 2])
+    assert doc.next_share(m, 3) == 2 / 3 and doc.next_share(m, 6) == 0.0
+
+
 # ------------------------------------------------------------------ through the real server
 async def _start(client: LanguageClient, root, memory: str) -> None:
     await client.initialize_session(types.InitializeParams(

@@ -129,3 +129,38 @@ async def test_status_and_doctor_say_how_each_operation_answers(client: Language
     out = subprocess.run([sys.executable, "-m", "dg_lsp", "doctor"], env=OFFLINE, capture_output=True, text=True,
                          timeout=300)
     assert "rewrite selection: doubt-scored canvas" in out.stdout and "fill holes: draft" in out.stdout, out.stdout
+
+
+AUTH = (DATA / "rewrite" / "auth.py").read_text()  # ``locked`` repeats the comparison ``check`` makes
+
+
+@pytest.mark.parametrize("memory", ["auto", "off"])
+async def test_the_memory_of_the_file_restores_what_the_model_alone_cannot(memory: str):
+    """``return self.failures.value <= 10``: the comparison ``check`` makes two functions above is
+    ``>= 10``. With the token memory of the document (without the selection) the rewrite restores
+    it; the model alone is not sure enough of any change and offers none."""
+    from pytest_lsp import make_test_lsp_client
+
+    good = "return self.failures.value >= 10"
+    bad = "return self.failures.value <= 10"
+    at = AUTH.rindex(good)
+    text = AUTH[:at] + bad + AUTH[at + len(good):]
+    client = make_test_lsp_client()
+    await client.start_io(*server_command(None), env=OFFLINE)
+    try:
+        await client.initialize_session(types.InitializeParams(
+            capabilities=CAPABILITIES, initialization_options={"memory": memory, "crossFile": "off"}))
+        uri = f"file:///work/memory-{memory}/auth.py"
+        resolved = await rewrite(client, uri, text, bad)
+        if memory == "off":
+            assert resolved.edit is None
+            return
+        assert resolved.edit is not None, "the memory did not restore the comparison"
+        new, ranges = apply_workspace_edit(text, resolved.edit, uri, 1)
+        assert ranges == [types.Range(start=pos(text, bad), end=pos(text, bad, after=True))]
+        assert new == AUTH
+        # the line as the author wrote it is left alone
+        kept = await rewrite(client, f"file:///work/memory-{memory}/clean/auth.py", AUTH, good)
+        assert kept.edit is None
+    finally:
+        await close(client)
