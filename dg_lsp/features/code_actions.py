@@ -163,6 +163,8 @@ async def _compute(ls: "DgLanguageServer", data: dict[str, Any]) -> types.Worksp
             if fill_method(engine) == "draft":  # each hole what a completion there shows, if it parses
                 fills = fill_holes(engine, snap.spec, text, holes, s, region=(r0, r1), should_stop=outdated,
                                    memory_at=lambda t, o, cut: memory_for(ls, snap, o, engine, text=t, cut=cut))
+                log.info("fill holes on %s: %d of %d filled; left: %s", uri, sum(bool(f.text) for f in fills),
+                         len(fills), [f"{f.answer!r}: {f.reason}" for f in fills if not f.text])
                 return [(a, b, f.text) for (a, b), f in zip(holes, fills) if f.text]
             filled = engine.fill_holes(
                 text[lo:r0], pieces, text[r1:hi],
