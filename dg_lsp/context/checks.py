@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import OrderedDict
+from collections.abc import Iterator
 
 import tree_sitter
 
@@ -142,17 +143,7 @@ def errors_within(spec: LanguageSpec, text: str, start: int, end: int) -> int:
     counts)."""
     b0 = len(text[:start].encode("utf-8"))
     b1 = b0 + len(text[start:end].encode("utf-8"))
-    root = _parse(spec, text).root_node
-    n = 0
-    stack = [root] if root.has_error else []
-    while stack:
-        node = stack.pop()
-        if node.end_byte < b0 or node.start_byte > b1:
-            continue
-        if node.is_error or node.is_missing:
-            n += 1
-        stack.extend(c for c in node.children if c.has_error or c.is_error or c.is_missing)
-    return n
+    return sum(1 for _ in _errors_overlapping(_parse(spec, text).root_node, b0, b1))
 
 
 def spills_over(spec: LanguageSpec, text: str, start: int, end: int) -> bool:
@@ -389,17 +380,21 @@ def _error_starts(root: tree_sitter.Node) -> list[int]:
     return out
 
 
-def _error_touches(root: tree_sitter.Node, start: int, end: int) -> bool:
-    """Whether an ERROR or MISSING node overlaps bytes [start, end] (ends included)."""
+def _errors_overlapping(root: tree_sitter.Node, start: int, end: int) -> Iterator[tree_sitter.Node]:
+    """The ERROR and MISSING nodes that overlap bytes [start, end] (ends included)."""
     stack = [root] if root.has_error else []
     while stack:
         node = stack.pop()
         if node.end_byte < start or node.start_byte > end:
             continue
         if node.is_error or node.is_missing:
-            return True
+            yield node
         stack.extend(c for c in node.children if c.has_error or c.is_error or c.is_missing)
-    return False
+
+
+def _error_touches(root: tree_sitter.Node, start: int, end: int) -> bool:
+    """Whether an ERROR or MISSING node overlaps bytes [start, end] (ends included)."""
+    return next(_errors_overlapping(root, start, end), None) is not None
 
 
 NEAR_LINES = 2  # lines of the suffix that still count as the cursor's place
