@@ -37,6 +37,11 @@ the decision it lowered the restore rate at every weight tried, docs/canvas.md),
 context into another are never made (on clean code the causal encoder prefers dropping a rare
 name to keeping it). Costs were chosen on the dev cut of ``benchmarks/rewrite.py`` for at most
 3% of clean selections changed (docs/canvas.md).
+
+With a token memory (``revise(memory=...)``: the server's, of the document without the
+selection) every likelihood above is the memory-mixed one the draft decodes from
+(``dg_lsp.memory.Cursor.logprob``), the token the memory expects at a doubted position is
+proposed too, and the costs are ``MEMORY_COSTS`` (chosen on the same dev cut with the memory).
 """
 
 from __future__ import annotations
