@@ -21,6 +21,11 @@ prefix, pieces and suffix the server's "Fill holes" code action passes, ``code_a
   (``Engine.fill_holes(method="draft")``);
 * ``draft+revise``: those answers, each then revised against both sides (``dg_lsp.engine.revise``);
 * ``full-each`` / ``full``: as ``draft-each`` / ``draft`` with the causal draft to EOS, not cut;
+* ``infill+memory``: ``infill`` with the document's token memory mixed in;
+* ``served`` / ``served+memory``: ``dg_lsp.fill.fill_holes`` as the code action runs it (the
+  completion at each hole, kept only where the function parses; a hole it leaves keeps its
+  marker), without / with the document's token memory; ``served+memory@CUT`` sets the memory's
+  draft cut, ``...>CONF`` a minimum confidence (dev exploration, docs/canvas.md);
 
 and ``server``: ``dg-lsp --stdio`` (pytest-lsp's client): ``textDocument/codeAction`` at the first
 hole, the "Fill holes" action resolved, its edits read (whatever the server chooses).
@@ -167,9 +172,8 @@ async def run_server(model: str | Path, cases: Sequence[FillCase], *, threads: i
         for i, c in enumerate(cases):
             doc = c.doc_text
             spans = marker_spans(c)
-            uri = srv.open(doc, c.lang, f"{c.source}_{c.path}".replace("/", "_"))
-            act, ms = await srv.action(uri, doc, spans[0][0], spans[0][0], FILL_KIND)
-            srv.close(uri)
+            act, ms = await srv.action_in(doc, c.lang, f"{c.source}_{c.path}".replace("/", "_"), spans[0][0], spans[0][0],
+                                          FILL_KIND)
             fills = [""] * len(spans)
             if act is not None and act.edit is not None and act.edit.document_changes:
                 (change,) = act.edit.document_changes

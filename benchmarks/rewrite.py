@@ -148,6 +148,14 @@ class Server:
         self.client.text_document_did_close(types.DidCloseTextDocumentParams(
             text_document=types.TextDocumentIdentifier(uri=uri)))
 
+    async def action_in(self, text: str, lang: str, name: str, start: int, end: int, kind: str):
+        """``action`` in ``text`` opened as a new document ``name`` (closed after)."""
+        uri = self.open(text, lang, name)
+        try:
+            return await self.action(uri, text, start, end, kind)
+        finally:
+            self.close(uri)
+
     async def action(self, uri: str, text: str, start: int, end: int, kind: str):
         """(the resolved code action of ``kind`` at [start, end), or None; ms for both requests)."""
         from lsprotocol import types
@@ -187,10 +195,8 @@ async def run_server(model: str | Path, cases: Sequence[RewriteCase], *, threads
         for i, c in enumerate(cases):
             doc = c.doc_text
             s, e = c.start, c.start + len(c.shown)
-            uri = srv.open(doc, c.lang, f"{c.source}_{c.path}".replace("/", "_"))
-            act, ms = await srv.action(uri, doc, s, e, REWRITE_KIND)
+            act, ms = await srv.action_in(doc, c.lang, f"{c.source}_{c.path}".replace("/", "_"), s, e, REWRITE_KIND)
             new = apply_action(doc, act)
-            srv.close(uri)
             tail = len(doc) - e
             answer = new[s: len(new) - tail] if new[:s] == doc[:s] and new[len(new) - tail:] == doc[e:] else None
             rows.append({"answer": answer if answer is not None else "<edit outside the selection>", "ms": ms,
