@@ -154,10 +154,6 @@ async def _compute(ls: "DgLanguageServer", data: dict[str, Any]) -> types.Worksp
         (r0, r1), holes = found
         if r1 - r0 > max_region_chars(ls):
             raise RequestFailed(f"dg-lsp: the function is too large to fill ({r1 - r0} characters)")
-        lo, hi = window(text, r0, r1, 4 * prompt_budget(s, engine))
-        pieces = [text[r0 : holes[0][0]]]
-        pieces += [text[holes[i][1] : holes[i + 1][0]] for i in range(len(holes) - 1)]
-        pieces.append(text[holes[-1][1] : r1])
 
         def run() -> list[tuple[int, int, str]]:
             if fill_method(engine) == "draft":  # each hole what a completion there shows, if it parses
@@ -166,6 +162,11 @@ async def _compute(ls: "DgLanguageServer", data: dict[str, Any]) -> types.Worksp
                 log.info("fill holes on %s: %d of %d filled; left: %s", uri, sum(bool(f.text) for f in fills),
                          len(fills), [f"{f.answer!r}: {f.reason}" for f in fills if not f.text])
                 return [(a, b, f.text) for (a, b), f in zip(holes, fills) if f.text]
+            # the canvas: the function's fixed pieces around the holes, in a window of context
+            lo, hi = window(text, r0, r1, 4 * prompt_budget(s, engine))
+            pieces = [text[r0 : holes[0][0]]]
+            pieces += [text[holes[i][1] : holes[i + 1][0]] for i in range(len(holes) - 1)]
+            pieces.append(text[holes[-1][1] : r1])
             filled = engine.fill_holes(
                 text[lo:r0], pieces, text[r1:hi],
                 hole_tokens=s.hole_tokens, steps=s.denoising_steps or None, seed=s.seed,
