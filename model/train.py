@@ -36,6 +36,7 @@ from dg_lsp.engine.prompt import MASK
 from dg_lsp.training.checkpoint import save_checkpoint
 from dg_lsp.training.config import SIZES, make_config
 from dg_lsp.training.examples import ExampleSampler, Tok, collate
+from dg_lsp.training.noise import EDIT_SHARE, WRONG_SHARE
 
 
 @dataclass
@@ -73,6 +74,10 @@ class TrainConfig:
     # and edits to fix: dg_lsp/training/noise.py); written to generation_config as canvas_init
     noise: str = "uniform"
     t_dist: str = "uniform"  # noise level: uniform, or high (t = sqrt(u))
+    # ``correct`` noise: the share of visible canvas positions made a random token, and of canvases
+    # given one edit of their true middle (issue 26: chosen on dev, docs/canvas.md)
+    wrong_share: float = WRONG_SHARE
+    edit_share: float = EDIT_SHARE
     ar_weight: float = 0.0  # weight of the encoder's next-token loss (0: off)
     canvas_weight: float = 1.0  # weight of the canvas (denoising) loss; 0: the decoder is not run (next-token only)
     ar_positions: int = 48  # prompt positions per row it is taken on (0: all)
@@ -256,7 +261,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     if rank == 0:
         log(f"size={cfg.size} text params={n_params / 1e6:.2f}M vocab={len(tok)} device={device} "
             f"threads={torch.get_num_threads()} engine={cfg.engine} bf16={use_bf16} world={world} "
-            f"noise={cfg.noise} t_dist={cfg.t_dist} ar_weight={cfg.ar_weight} canvas_weight={cfg.canvas_weight}")
+            f"noise={cfg.noise} t_dist={cfg.t_dist} ar_weight={cfg.ar_weight} canvas_weight={cfg.canvas_weight}"
+            + (f" wrong_share={cfg.wrong_share} edit_share={cfg.edit_share}" if cfg.noise == "correct" else ""))
     vocab = len(tok)
     tok_ids = {"vocab": vocab, "eos": tok.eos_id, "pad": tok.pad_id, "mask": tok.get_vocab()[MASK]}
     start = time.time()

@@ -67,3 +67,16 @@ def test_correct_noise_trains_every_position_and_checkpoints_start_from_mask():
     # mask noise scores the masked positions only; correct scores every position (most visible and
     # right, so easy for a random model too): the two losses are not the same number
     assert losses["mask"] != losses["correct"]
+
+
+def test_correct_noise_shares_set_how_many_visible_tokens_are_wrong_and_canvases_edited():
+    x0 = torch.randint(7, VOCAB, (64, C), generator=torch.Generator().manual_seed(3))
+    none = noise.corrupt(x0, "correct", "uniform", VOCAB, MASK, noise.step_generator(1, 5), wrong_share=0.0,
+                         edit_share=0.0)
+    # no wrong tokens and no edits: every change is a mask
+    assert torch.equal(none.xt[none.hit], torch.full_like(none.xt[none.hit], MASK))
+    heavy = noise.corrupt(x0, "correct", "uniform", VOCAB, MASK, noise.step_generator(1, 5), wrong_share=0.5,
+                          edit_share=1.0)
+    visible_wrong = ((heavy.xt != x0) & (heavy.xt != MASK)).sum()
+    default = noise.corrupt(x0, "correct", "uniform", VOCAB, MASK, noise.step_generator(1, 5))
+    assert visible_wrong > ((default.xt != x0) & (default.xt != MASK)).sum() > 0

@@ -300,15 +300,17 @@ class Reviser:
             raise Cancelled("cancelled while revising")
 
     # ----------------------------------------------------------------- doubt
-    def canvas_logprobs(self, ids: list[int], top: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def canvas_logprobs(self, ids: list[int], top: int, masked: bool = True) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                     torch.Tensor]:
         """Per selected token: the canvas's log-probability of it with that position masked, the
         best token's log-probability and the ``top`` best tokens (mask-trained checkpoints); or
-        read from the canvas as it is (uniform-noise checkpoints)."""
+        read from the canvas as it is (uniform-noise checkpoints, or ``masked=False``: one row,
+        every token visible, as correction training shows the canvas wrong tokens)."""
         e, fm = self.e, self.fm
         n = len(ids)
         length = max(e.canvas_length, n + 1)
         base = torch.tensor(ids + [e.eos_id] * (length - n), dtype=torch.long, device=e.device)
-        if e.mask_id is None:
+        if e.mask_id is None or not masked:
             rows = 1
             canvas = base[None]
         else:

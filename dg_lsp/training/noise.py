@@ -35,6 +35,7 @@ import torch
 
 NOISES = ("uniform", "mask", "correct")
 # ``correct``: the share of visible positions replaced by a random token, and of canvases edited
+# (the defaults of ``model.train``'s ``--wrong-share`` and ``--edit-share``)
 WRONG_SHARE = 0.1
 EDIT_SHARE = 0.5
 EDITS = ("swap", "substitute", "drop", "repeat")
@@ -67,9 +68,11 @@ class Corrupted:
 
 
 def corrupt(x0: torch.Tensor, kind: str, dist: str, vocab: int, mask_id: int, gen: torch.Generator,
-            offset: int = 0, total: int | None = None) -> Corrupted:
+            offset: int = 0, total: int | None = None, wrong_share: float = WRONG_SHARE,
+            edit_share: float = EDIT_SHARE) -> Corrupted:
     """Corrupt canvases ``x0`` (N, C). With ``total``, ``x0`` is rows offset..offset+N of a
-    batch of ``total`` canvases and the draws are that batch's, sliced (data-parallel ranks)."""
+    batch of ``total`` canvases and the draws are that batch's, sliced (data-parallel ranks).
+    ``wrong_share``, ``edit_share``: ``correct`` noise's shares (``WRONG_SHARE``, ``EDIT_SHARE``)."""
     n, c = x0.shape
     total = total or n
     t = noise_levels(total, dist, gen)
@@ -83,8 +86,8 @@ def corrupt(x0: torch.Tensor, kind: str, dist: str, vocab: int, mask_id: int, ge
         xt = torch.where(hit, torch.full_like(x0, mask_id), x0)
     elif kind == "correct":
         # the draws for the whole batch, then this slice (data-parallel ranks agree)
-        wrong = torch.rand(total, c, generator=gen) < WRONG_SHARE
-        edit = torch.rand(total, generator=gen) < EDIT_SHARE
+        wrong = torch.rand(total, c, generator=gen) < wrong_share
+        edit = torch.rand(total, generator=gen) < edit_share
         op = torch.randint(0, len(EDITS), (total,), generator=gen)
         at = torch.randint(0, max(1, c - 1), (total,), generator=gen)
         src = torch.randint(0, c, (total,), generator=gen)

@@ -167,8 +167,9 @@ def step_losses(fwd, batch: dict, cfg: "TrainConfig", tok_ids: dict, step: int, 
     canvas_w = cfg.canvas_weight
     if canvas_w > 0:
         gen = noise_mod.step_generator(cfg.seed, step)
+        shares = {"wrong_share": cfg.wrong_share, "edit_share": cfg.edit_share} if cfg.noise == "correct" else {}
         cor = noise_mod.corrupt(x0, cfg.noise, cfg.t_dist, vocab, mask_id, gen, offset=start * k,
-                                total=(total_rows or x0.shape[0] // k) * k)
+                                total=(total_rows or x0.shape[0] // k) * k, **shares)
         sc = None
         if use_sc:
             with torch.no_grad():
