@@ -10,12 +10,13 @@ canvas (``canvas_init``), so the server starts sampling where the model was trai
 * ``correct`` -- ``mask``, plus wrong *visible* tokens the model must find and fix (issue 26:
   mask training alone never asks the canvas to doubt a visible token, arXiv 2512.15596): each
   position the masks leave visible is a uniformly random token with probability
-  ``WRONG_SHARE`` (DiffusionGemma's own noise), and with probability ``EDIT_SHARE`` a canvas
-  also gets one edit of its true middle (Seed Diffusion's edit corruptions, arXiv 2508.02193):
-  two adjacent tokens swapped, a token replaced by another token of the same canvas (a name
-  used elsewhere), a token dropped (the rest shifts left, EOS fills the end) or a token
-  repeated (the rest shifts right). The target is the true canvas at every position. A
-  checkpoint trained so still starts sampling from ``<mask>`` (``canvas_init: "mask"``).
+  ``WRONG_SHARE`` (DiffusionGemma's own noise), and with probability ``EDIT_SHARE`` (every
+  canvas, by default) a canvas also gets one edit of its true middle (Seed Diffusion's edit
+  corruptions, arXiv 2508.02193): two adjacent tokens swapped, a token replaced by another
+  token of the same canvas (a name used elsewhere), a token dropped (the rest shifts left, EOS
+  fills the end) or a token repeated (the rest shifts right). The target is the true canvas at
+  every position. A checkpoint trained so still starts sampling from ``<mask>``
+  (``canvas_init: "mask"``).
 
 The noise level t per canvas is drawn from ``t_dist``:
 
@@ -35,9 +36,10 @@ import torch
 
 NOISES = ("uniform", "mask", "correct")
 # ``correct``: the share of visible positions replaced by a random token, and of canvases edited
-# (the defaults of ``model.train``'s ``--wrong-share`` and ``--edit-share``)
-WRONG_SHARE = 0.1
-EDIT_SHARE = 0.5
+# (the defaults of ``model.train``'s ``--wrong-share`` and ``--edit-share``). Chosen on the dev cuts
+# in stint 4 of the small run over 0.1 / 0.5 (docs/canvas.md, "The correction share")
+WRONG_SHARE = 0.3
+EDIT_SHARE = 1.0
 EDITS = ("swap", "substitute", "drop", "repeat")
 T_DISTS = ("uniform", "high")
 
