@@ -381,6 +381,16 @@ def rewrite_cases(corpus: Path | Iterable[dict], cut: str, per_kind: int = 20, l
     return out
 
 
+
+def rewrite_benchmark_cases(corpus: Path | Iterable[dict], cut: str, per_kind: int = 20, clean: int = 60,
+                            srcs: list[_Source] | None = None) -> list[RewriteCase]:
+    """The Rewrite benchmarks' cases: ``per_kind`` corrupted selections per (language, kind) of
+    ``CORRUPTIONS``, then ``clean`` clean ones per language (``benchmarks/rewrite.py``,
+    ``rewrite_costs.py``, ``doubt.py``)."""
+    srcs = srcs if srcs is not None else sources(corpus, cut)
+    return rewrite_cases(corpus, cut, per_kind=per_kind, kinds=CORRUPTIONS, srcs=srcs) + \
+        rewrite_cases(corpus, cut, per_kind=clean, kinds=("clean",), srcs=srcs)
+
 # ----------------------------------------------------------------------------- fill holes
 @dataclass(frozen=True)
 class FillCase:

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from canvas_cases import CORRUPTIONS, RewriteCase, rewrite_cases, sources  # noqa: E402
+from canvas_cases import RewriteCase, rewrite_benchmark_cases, sources  # noqa: E402
 from model.eval import write_report  # noqa: E402
 from rewrite import window_of  # noqa: E402
 
@@ -176,8 +176,7 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(a.threads)
     srcs = sources(a.corpus, a.cut)
-    cases = rewrite_cases(a.corpus, a.cut, per_kind=a.per_kind, kinds=CORRUPTIONS, srcs=srcs) + \
-        rewrite_cases(a.corpus, a.cut, per_kind=a.clean, kinds=("clean",), srcs=srcs)
+    cases = rewrite_benchmark_cases(a.corpus, a.cut, a.per_kind, a.clean, srcs)
     t0 = time.time()
     engine = Engine.load(a.model, threads=a.threads)
     res = {"command": "python benchmarks/doubt.py " + " ".join(argv if argv is not None else sys.argv[1:]),

@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from canvas_cases import CORRUPTIONS, CUT_SEEDS, RewriteCase, rewrite_cases, sources  # noqa: E402
+from canvas_cases import CORRUPTIONS, CUT_SEEDS, RewriteCase, rewrite_benchmark_cases, sources  # noqa: E402
 from heldout_server import _safe, offset_of, position_of, server_command  # noqa: E402
 from model.eval import write_report  # noqa: E402
 
@@ -321,8 +321,7 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(a.threads)
     srcs = sources(a.corpus, a.cut)
-    cases = rewrite_cases(a.corpus, a.cut, per_kind=a.per_kind, kinds=CORRUPTIONS, srcs=srcs) + \
-        rewrite_cases(a.corpus, a.cut, per_kind=a.clean, kinds=("clean",), srcs=srcs)
+    cases = rewrite_benchmark_cases(a.corpus, a.cut, a.per_kind, a.clean, srcs)
     t0 = time.time()
 
     def progress(i: int, n: int) -> None:
