@@ -381,7 +381,6 @@ def rewrite_cases(corpus: Path | Iterable[dict], cut: str, per_kind: int = 20, l
     return out
 
 
-
 def rewrite_benchmark_cases(corpus: Path | Iterable[dict], cut: str, per_kind: int = 20, clean: int = 60,
                             srcs: list[_Source] | None = None) -> list[RewriteCase]:
     """The Rewrite benchmarks' cases: ``per_kind`` corrupted selections per (language, kind) of
@@ -390,6 +389,7 @@ def rewrite_benchmark_cases(corpus: Path | Iterable[dict], cut: str, per_kind: i
     srcs = srcs if srcs is not None else sources(corpus, cut)
     return rewrite_cases(corpus, cut, per_kind=per_kind, kinds=CORRUPTIONS, srcs=srcs) + \
         rewrite_cases(corpus, cut, per_kind=clean, kinds=("clean",), srcs=srcs)
+
 
 # ----------------------------------------------------------------------------- fill holes
 @dataclass(frozen=True)

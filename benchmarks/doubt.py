@@ -37,11 +37,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from canvas_cases import RewriteCase, rewrite_benchmark_cases, sources  # noqa: E402
+from canvas_cases import RewriteCase, rewrite_benchmark_cases  # noqa: E402
 from model.eval import write_report  # noqa: E402
 from rewrite import window_of  # noqa: E402
 
-# Doubt's fields (the canvas with the token masked, the causal draft, their sum), and ``visible``:
+# ``revise.Doubt``'s (the canvas with the token masked, the causal draft, their sum), and ``visible``:
 # the canvas read in one row with every token shown (``Reviser.canvas_logprobs(masked=False)``)
 SCORES = ("canvas", "causal", "score", "visible")
 
@@ -64,9 +64,10 @@ def wrong_tokens(spans: list[tuple[int, int]], a: int, b: int) -> set[int]:
     return {j for j, (s, e) in enumerate(spans) if e == a or s == a or s < a < e}
 
 
-def doubts_of(engine, case: RewriteCase) -> tuple[list, int] | None:
-    """The selection's doubts as ``revise`` reads them in its first round (no memory), and the
-    offset of the revised core in the selection; None when ``revise`` would not look."""
+def doubts_of(engine, case: RewriteCase) -> list[dict] | None:
+    """Per token of the selection's core, as ``revise`` reads it in its first round (no memory):
+    its span in the selection (``start``, ``end``) and its doubt under each of ``SCORES``; None
+    when ``revise`` would not look."""
     import torch
 
     from dg_lsp.engine.prompt import encode_text
@@ -88,9 +89,8 @@ def doubts_of(engine, case: RewriteCase) -> tuple[list, int] | None:
         rv = Reviser(engine, prefix, suffix, case.lang, DEFAULT_PARAMS, context=context)
         doubts = rv.doubts(core, ids)
         own, best, _ = rv.canvas_logprobs(ids, 1, masked=False)
-        for d, v in zip(doubts, (best - own).tolist()):
-            d.visible = v
-        return doubts, lead
+    return [{"start": d.start + lead, "end": d.end + lead, "canvas": d.canvas, "causal": d.causal, "score": d.score,
+             "visible": v} for d, v in zip(doubts, (best - own).tolist())]
 
 
 def auroc(pos: list[float], neg: list[float]) -> float:
@@ -110,17 +110,16 @@ def measure(engine, cases: list[RewriteCase]) -> dict:
     pos: dict[str, list[float]] = {k: [] for k in SCORES}
     neg: dict[str, list[float]] = {k: [] for k in SCORES}
     for c in cases:
-        got = doubts_of(engine, c)
-        if got is None:
+        doubts = doubts_of(engine, c)
+        if doubts is None:
             continue
-        doubts, lead = got
         if c.kind == "clean":
             for d in doubts:
                 for k in SCORES:
-                    neg[k].append(getattr(d, k))
+                    neg[k].append(d[k])
             continue
         a, b = differing(c.shown, c.original)
-        bad = wrong_tokens([(d.start + lead, d.end + lead) for d in doubts], a, b)
+        bad = wrong_tokens([(d["start"], d["end"]) for d in doubts], a, b)
         if not bad:
             continue
         row = per_kind.setdefault(c.kind, {"n": 0, "chance top1": 0.0, **{f"{k} top1": 0 for k in SCORES},
@@ -128,10 +127,10 @@ def measure(engine, cases: list[RewriteCase]) -> dict:
         row["n"] += 1
         row["chance top1"] += len(bad) / len(doubts)
         for k in SCORES:
-            order = sorted(range(len(doubts)), key=lambda j: -getattr(doubts[j], k))
+            order = sorted(range(len(doubts)), key=lambda j: -doubts[j][k])
             row[f"{k} top1"] += order[0] in bad
             row[f"{k} top3"] += bool(bad & set(order[:3]))
-            pos[k] += [getattr(doubts[j], k) for j in bad]
+            pos[k] += [doubts[j][k] for j in bad]
     total = {"n": sum(r["n"] for r in per_kind.values()),
              "chance top1": sum(r["chance top1"] for r in per_kind.values())}
     for k in SCORES:
@@ -175,8 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     from dg_lsp.engine import Engine
 
     torch.set_num_threads(a.threads)
-    srcs = sources(a.corpus, a.cut)
-    cases = rewrite_benchmark_cases(a.corpus, a.cut, a.per_kind, a.clean, srcs)
+    cases = rewrite_benchmark_cases(a.corpus, a.cut, a.per_kind, a.clean)
     t0 = time.time()
     engine = Engine.load(a.model, threads=a.threads)
     res = {"command": "python benchmarks/doubt.py " + " ".join(argv if argv is not None else sys.argv[1:]),

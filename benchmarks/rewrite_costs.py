@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from canvas_cases import rewrite_benchmark_cases, sources  # noqa: E402
+from canvas_cases import rewrite_benchmark_cases  # noqa: E402
 from rewrite import memory_of, window_of  # noqa: E402
 
 GRID = [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 24, 30, 40, None]  # None: never made
@@ -105,8 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     from dg_lsp.engine.revise import DEFAULT_COSTS, MEMORY_COSTS
 
     engine = Engine.load(a.model, threads=1)
-    srcs = sources(a.corpus, a.cut)
-    cases = rewrite_benchmark_cases(a.corpus, a.cut, a.per_kind, a.clean, srcs)
+    cases = rewrite_benchmark_cases(a.corpus, a.cut, a.per_kind, a.clean)
     t0 = time.time()
     rows = collect(engine, cases, memory=a.memory)
     out = {"command": "python benchmarks/rewrite_costs.py " + " ".join(argv if argv is not None else sys.argv[1:]),
